@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: MIT
+"""Test harness: runs the real programs in a throwaway directory.
+
+An Instance owns a temporary tree (etc/main.cf, spool/ for queue_directory, mail/ for
+mail_spool_directory) and starts the receiver under systemd-socket-activate on a free loopback
+port, so tests talk to it with smtplib or swaks exactly as a client would. Tests run as root (CI
+does); the harness creates the mail_owner user "mta" and test recipients when they are missing.
+"""
+
+import contextlib
+import grp
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("MTA_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
+SOURCE = os.environ.get("MTA_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+
+PROGRAMS = {
+    "mta-smtpd": "services/smtpd/mta-smtpd",
+    "mta-queue": "services/queue/mta-queue",
+    "mta-local": "services/local/mta-local",
+    "mta-map": "tools/map/mta-map",
+    "mta-alias": "tools/map/mta-alias",
+    "mtactl": "tools/ctl/mtactl",
+    "mta-sendmail": "tools/sendmail/mta-sendmail",
+}
+
+TEST_USERS = ("mtatest-alice", "mtatest-bob", "mtatest-carol")
+
+
+def program(name):
+    return os.path.join(BUILD, PROGRAMS[name])
+
+
+def have_program(name):
+    return os.access(program(name), os.X_OK)
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def ensure_user(name, system=False, home=True):
+    """Creates a local account if it is missing (root only); returns its passwd entry."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    args = ["useradd"]
+    if system:
+        args += ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    elif home:
+        args += ["-m"]
+    subprocess.run(args + [name], check=True, stdout=subprocess.DEVNULL)
+    return pwd.getpwnam(name)
+
+
+def ensure_test_users():
+    ensure_user("mta", system=True)
+    try:
+        grp.getgrnam("mail")
+    except KeyError:
+        subprocess.run(["groupadd", "--system", "mail"], check=True)
+    return [ensure_user(u) for u in TEST_USERS]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+class Instance:
+    """One throwaway mail system. Use as a context manager."""
+
+    def __init__(self, main_cf_extra="", hostname="mx.example.test", keep=False):
+        self.root = tempfile.mkdtemp(prefix="mtatest-")
+        os.chmod(self.root, 0o755)
+        self.etc = os.path.join(self.root, "etc")
+        self.spool = os.path.join(self.root, "spool")
+        self.mail = os.path.join(self.root, "mail")
+        self.keep = keep
+        self.procs = []
+        self.port = None
+        os.makedirs(self.etc)
+        os.makedirs(self.spool)
+        os.makedirs(self.mail)
+        if is_root():
+            mta = pwd.getpwnam("mta") if _has_user("mta") else None
+            if mta:
+                os.chown(self.spool, mta.pw_uid, mta.pw_gid)
+            with contextlib.suppress(KeyError):
+                os.chown(self.mail, 0, grp.getgrnam("mail").gr_gid)
+            os.chmod(self.mail, 0o2775)
+        self.hostname = hostname
+        self.write_main_cf(main_cf_extra)
+
+    def write_main_cf(self, extra=""):
+        base = f"""# written by the test harness
+myhostname = {self.hostname}
+mydomain = example.test
+mydestination = $myhostname, localhost.$mydomain, localhost, example.test
+mynetworks = 127.0.0.0/8, [::1]/128
+queue_directory = {self.spool}
+mail_spool_directory = {self.mail}
+alias_maps = hash:{self.etc}/aliases
+alias_database = hash:{self.etc}/aliases
+virtual_alias_maps = hash:{self.etc}/virtual
+"""
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(base + extra)
+        for name in ("aliases", "virtual"):
+            path = os.path.join(self.etc, name)
+            if not os.path.exists(path):
+                open(path, "w").close()
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def run(self, name, *args, input=None, check=False, env=None, timeout=60, user=None):
+        """Runs one of our programs with -c (or -C for sendmail) pointing at this instance."""
+        flag = "-C" if name == "mta-sendmail" else "-c"
+        e = dict(os.environ)
+        e.update(env or {})
+        cmd = [program(name), flag, self.etc, *args]
+        kwargs = {}
+        if user is not None:
+            pw = pwd.getpwnam(user)
+            kwargs = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        return subprocess.run(cmd, input=input, capture_output=True, check=check, env=e,
+                              timeout=timeout, **kwargs)
+
+    def start_smtpd(self, extra_args=(), accept=False, env=None):
+        """Starts mta-smtpd under systemd-socket-activate on a free loopback port."""
+        self.port = free_port()
+        cmd = ["systemd-socket-activate", "-l", f"127.0.0.1:{self.port}"]
+        if accept:
+            cmd.append("--accept")
+        cmd += [program("mta-smtpd"), "-c", self.etc, *extra_args]
+        e = dict(os.environ)
+        e.update(env or {})
+        self.smtpd_log = open(self.path("smtpd.log"), "ab")
+        p = subprocess.Popen(cmd, stdout=self.smtpd_log, stderr=subprocess.STDOUT, env=e,
+                             start_new_session=True)
+        self.procs.append(p)
+        wait_for_port(self.port)
+        return p
+
+    def smtp(self, timeout=10):
+        import smtplib
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=timeout)
+
+    def queue_ids(self, sub="new"):
+        d = os.path.join(self.spool, sub)
+        if not os.path.isdir(d):
+            return []
+        return sorted(os.listdir(d))
+
+    def mbox_path(self, user):
+        return os.path.join(self.mail, user)
+
+    def read_mbox(self, user):
+        import mailbox
+        path = self.mbox_path(user)
+        if not os.path.exists(path):
+            return []
+        box = mailbox.mbox(path, create=False)
+        try:
+            return [m for m in box]
+        finally:
+            box.close()
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+        self.procs = []
+
+    def close(self):
+        self.stop()
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _has_user(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def main():
+    """unittest.main() that prints the closing line CI reads: 'N passed, N failed'."""
+    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stderr)
+    prog = unittest.main(testRunner=runner, exit=False)
+    r = prog.result
+    failed = len(r.failures) + len(r.errors) + len(getattr(r, "unexpectedSuccesses", []))
+    skipped = len(r.skipped)
+    passed = r.testsRun - failed - skipped
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    # meson treats 77 as "skipped" for a whole test file.
+    if r.testsRun > 0 and skipped == r.testsRun:
+        sys.exit(77)
+    sys.exit(0 if failed == 0 else 1)
