@@ -234,3 +234,78 @@ def main():
     if r.testsRun > 0 and skipped == r.testsRun:
         sys.exit(77)
     sys.exit(0 if failed == 0 else 1)
+
+
+class SocketActivator:
+    """Holds a listening socket the way systemd does and (re)starts a program on it.
+
+    Unlike systemd-socket-activate, which execs into the program and so loses the socket when the
+    program dies, this keeps the socket open across crashes: kill the program and the next
+    start_if_dead() brings up a fresh one on the same socket, while clients queue in the backlog.
+    """
+
+    def __init__(self, argv, host="127.0.0.1", port=0, log_path=None, env=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.argv = list(argv)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.env["LISTEN_FDS"] = "1"
+        self.env["LISTEN_FDNAMES"] = "smtp"
+        self.log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.proc = None
+        self.starts = 0
+
+    def _preexec(self):
+        os.dup2(self.sock.fileno(), 3)
+        os.set_inheritable(3, True)
+
+    def start(self):
+        # LISTEN_PID must be the program's own pid: a shell sets it and then execs the program.
+        wrapper = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"']
+        self.proc = subprocess.Popen(wrapper + self.argv, env=self.env, preexec_fn=self._preexec,
+                                     close_fds=False, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        self.starts += 1
+        return self.proc
+
+    def start_if_dead(self):
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                self.proc.wait()
+            return self.start()
+        return None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+            self.proc.wait()
+
+    def close(self):
+        self.kill(signal.SIGTERM)
+        self.sock.close()
+
+
+def pids_of(program_path, marker=None):
+    """Pids of running processes whose executable is program_path (and whose argv contains marker)."""
+    real = os.path.realpath(program_path)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink(f"/proc/{entry}/exe")
+            if exe != real:
+                continue
+            if marker:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() not in f.read():
+                        continue
+            found.append(int(entry))
+        except OSError:
+            continue
+    return found
