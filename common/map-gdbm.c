@@ -1,1 +1,252 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The GDBM backend. Readers open the compiled file by path with GDBM_NOLOCK: a builder never
+ * writes into a file that readers may have open; it writes a new file beside it and renames it into
+ * place, so a reader keeps its old, complete file until it reopens. Values are stored with their
+ * terminating NUL so that the buffer gdbm_fetch() returns is handed to the caller as is, without a
+ * second copy; keys are stored without one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gdbm.h>
+
+#include "common/map-backend.h"
+
+/* Buckets kept in memory while building: large maps are written mostly through this cache, so it
+ * decides how often a bucket goes to disk and back during a bulk load. */
+#define WRITER_CACHE_BUCKETS 4096
+
+static int gdbm_error_to_errno(void) {
+        switch (gdbm_errno) {
+        case GDBM_MALLOC_ERROR:
+                return -ENOMEM;
+        case GDBM_FILE_OPEN_ERROR:
+        case GDBM_FILE_WRITE_ERROR:
+        case GDBM_FILE_SEEK_ERROR:
+        case GDBM_FILE_READ_ERROR:
+        case GDBM_FILE_STAT_ERROR:
+        case GDBM_FILE_SYNC_ERROR:
+        case GDBM_FILE_TRUNCATE_ERROR:
+                return errno > 0 ? -errno : -EIO;
+        case GDBM_BAD_MAGIC_NUMBER:
+        case GDBM_EMPTY_DATABASE:
+        case GDBM_BAD_FILE_OFFSET:
+        case GDBM_BAD_BUCKET:
+        case GDBM_BAD_HEADER:
+        case GDBM_BAD_AVAIL:
+        case GDBM_BAD_HASH_TABLE:
+        case GDBM_BAD_DIR_ENTRY:
+        case GDBM_FILE_CLOSE_ERROR:
+                return -EBADMSG;
+        default:
+                return -EIO;
+        }
+}
+
+static int gdbm_map_open(const char *db_path, Map **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        Map *m;
+        GDBM_FILE dbf;
+
+        fd = open(db_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+
+        dbf = gdbm_fd_open(fd, db_path, 0, GDBM_READER | GDBM_NOLOCK, NULL);
+        if (!dbf)
+                return gdbm_error_to_errno();
+        TAKE_FD(fd);      /* gdbm_close() closes it from now on */
+
+        m = calloc(1, sizeof(Map));
+        if (!m) {
+                gdbm_close(dbf);
+                return -ENOMEM;
+        }
+        m->data = dbf;
+        *ret = m;
+        return 0;
+}
+
+static int value_check(datum d) {
+        /* A value is a C string including its NUL; anything else was not written by us. */
+        if (d.dsize < 1 || d.dptr[d.dsize - 1] != 0 || memchr(d.dptr, 0, (size_t) d.dsize - 1))
+                return -EBADMSG;
+        return 0;
+}
+
+static int gdbm_map_lookup(Map *m, const char *key, size_t key_len, char **ret_value) {
+        datum k = { .dptr = (char *) key, .dsize = (int) key_len };
+        datum d;
+
+        if (key_len > INT32_MAX)
+                return 0;
+        d = gdbm_fetch(m->data, k);
+        if (!d.dptr)
+                return gdbm_errno == GDBM_ITEM_NOT_FOUND ? 0 : gdbm_error_to_errno();
+        if (value_check(d) < 0) {
+                free(d.dptr);
+                return -EBADMSG;
+        }
+        *ret_value = d.dptr;
+        return 1;
+}
+
+static int gdbm_map_iterate(Map *m, map_iterate_cb cb, void *userdata) {
+        datum k = gdbm_firstkey(m->data);
+
+        while (k.dptr) {
+                _cleanup_free_ char *key = NULL, *value = NULL;
+                datum d;
+                int r;
+
+                key = realloc(k.dptr, (size_t) k.dsize + 1);
+                if (!key) {
+                        free(k.dptr);
+                        return -ENOMEM;
+                }
+                key[k.dsize] = 0;
+                k.dptr = key;
+
+                d = gdbm_fetch(m->data, k);
+                if (!d.dptr)
+                        return gdbm_error_to_errno();
+                value = d.dptr;
+                if (value_check(d) < 0 || memchr(key, 0, (size_t) k.dsize))
+                        return -EBADMSG;
+
+                r = cb(key, value, userdata);
+                if (r < 0)
+                        return r;
+
+                k = gdbm_nextkey(m->data, k);
+        }
+        return gdbm_errno == GDBM_ITEM_NOT_FOUND || gdbm_errno == GDBM_NO_ERROR ? 0 : gdbm_error_to_errno();
+}
+
+static void gdbm_map_close(Map *m) {
+        if (m->data)
+                gdbm_close(m->data);
+}
+
+const MapOps map_gdbm_ops = {
+        .type = "gdbm",
+        .open = gdbm_map_open,
+        .lookup = gdbm_map_lookup,
+        .iterate = gdbm_map_iterate,
+        .close = gdbm_map_close,
+};
+
+struct MapWriter {
+        GDBM_FILE dbf;
+        int fd;              /* owned by dbf once it is open */
+        char *tmp_path;
+        char *db_path;
+};
+
+MapWriter *map_gdbm_writer_abort(MapWriter *w) {
+        if (!w)
+                return NULL;
+        if (w->dbf)
+                gdbm_close(w->dbf);
+        else
+                safe_close(w->fd);
+        if (w->tmp_path)
+                (void) unlink(w->tmp_path);
+        free(w->tmp_path);
+        free(w->db_path);
+        free(w);
+        return NULL;
+}
+
+int map_gdbm_writer_new(const char *db_path, int source_fd, MapWriter **ret) {
+        _cleanup_(map_gdbm_writer_abortp) MapWriter *w = NULL;
+        struct stat st;
+        int cache = WRITER_CACHE_BUCKETS;
+
+        w = calloc(1, sizeof(MapWriter));
+        if (!w)
+                return -ENOMEM;
+        w->fd = -EBADF;
+        w->db_path = strdup(db_path);
+        if (!w->db_path || asprintf(&w->tmp_path, "%s.tmpXXXXXX", db_path) < 0) {
+                w->tmp_path = NULL;
+                return -ENOMEM;
+        }
+        w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+        if (w->fd < 0) {
+                int r = negative_errno();
+                free(w->tmp_path);
+                w->tmp_path = NULL;
+                return r;
+        }
+
+        /* As postmap: the map gets the read permissions of its source, and when root builds it, the
+         * source's owner. For aliases that owner matters: it is whom commands and files run as. */
+        if (source_fd >= 0 && fstat(source_fd, &st) == 0) {
+                if (fchmod(w->fd, (st.st_mode & 0644) | 0600) < 0)
+                        return negative_errno();
+                if (geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0) &&
+                    fchown(w->fd, st.st_uid, st.st_gid) < 0)
+                        return negative_errno();
+        } else if (fchmod(w->fd, 0644) < 0)
+                return negative_errno();
+
+        w->dbf = gdbm_fd_open(w->fd, w->tmp_path, 0, GDBM_NEWDB | GDBM_NOLOCK, NULL);
+        if (!w->dbf)
+                return gdbm_error_to_errno();
+        (void) gdbm_setopt(w->dbf, GDBM_SETCACHESIZE, &cache, sizeof(cache));
+
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+int map_gdbm_writer_add(MapWriter *w, const char *key, size_t key_len, const char *value, size_t value_len) {
+        datum k = { .dptr = (char *) key, .dsize = (int) key_len };
+        datum d = { .dptr = (char *) value, .dsize = (int) value_len + 1 };
+        int r;
+
+        if (key_len == 0 || key_len > INT32_MAX / 2 || value_len > INT32_MAX / 2)
+                return -EINVAL;
+        r = gdbm_store(w->dbf, k, d, GDBM_INSERT);
+        if (r < 0)
+                return gdbm_error_to_errno();
+        return r;   /* 1: the key exists, its first value stays */
+}
+
+int map_gdbm_writer_commit(MapWriter *w) {
+        _cleanup_free_ char *dir_copy = NULL;
+        _cleanup_close_ int dfd = -EBADF;
+        int r;
+
+        if (gdbm_sync(w->dbf) < 0)
+                return gdbm_error_to_errno();
+        if (fsync(w->fd) < 0)
+                return negative_errno();
+        r = gdbm_close(w->dbf);
+        w->dbf = NULL;
+        w->fd = -EBADF;
+        if (r < 0)
+                return gdbm_error_to_errno();
+
+        if (rename(w->tmp_path, w->db_path) < 0)
+                return negative_errno();
+        free(w->tmp_path);
+        w->tmp_path = NULL;
+
+        /* The rename is durable only once the directory is. */
+        dir_copy = strdup(w->db_path);
+        if (!dir_copy)
+                return -ENOMEM;
+        dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+                return negative_errno();
+        return 0;
+}

@@ -26,7 +26,8 @@ typedef struct MapList MapList;
 
 typedef int (*map_iterate_cb)(const char *key, const char *value, void *userdata);
 
-/* Splits "hash:/etc/aliases" into type "gdbm" and path; -EINVAL for an unsupported type. */
+/* Splits "hash:/etc/aliases" into type "gdbm" and path; -EOPNOTSUPP for a type we do not have
+ * (ldap:, cidr:, ...), -EINVAL for a malformed reference. */
 int map_ref_parse(const char *ref, char **ret_type, char **ret_path);
 /* The compiled file a reference names ("path.db"). */
 int map_ref_db_path(const char *ref, char **ret);
@@ -38,11 +39,15 @@ int map_lookup(Map *m, const char *key, char **ret_value);
 int map_iterate(Map *m, map_iterate_cb cb, void *userdata);
 const char *map_name(const Map *m);
 
-int maplist_open(const char *spec, MapList **ret);      /* spec: list of references; may be empty */
+/* spec: list of references; may be empty. A map whose compiled file is missing while its source
+ * file exists and is empty counts as an empty map (there is nothing a compile would add). */
+int maplist_open(const char *spec, MapList **ret);
 MapList *maplist_free(MapList *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MapList *, maplist_free);
 int maplist_lookup(MapList *l, const char *key, char **ret_value);
 size_t maplist_size(const MapList *l);
+/* The i-th map that is open (NULL past the end), e.g. to find whom an alias map belongs to. */
+Map *maplist_get(const MapList *l, size_t i);
 
 /*
  * Building. The source is read whole, every line checked, and nothing is replaced when any line is
@@ -56,3 +61,11 @@ typedef enum MapSyntax {
 } MapSyntax;
 
 int map_build(const char *ref, MapSyntax syntax, char **ret_error);
+
+/* As map_build(), and reports each duplicate key ("FILE:LINE: duplicate entry ...": the first
+ * value is kept, as postmap and postalias do) through warn. */
+typedef void (*map_warning_cb)(const char *message, void *userdata);
+int map_build_full(const char *ref, MapSyntax syntax, map_warning_cb warn, void *userdata, char **ret_error);
+
+/* The compiled file an open map reads. */
+const char *map_db_path(const Map *m);
