@@ -37,6 +37,8 @@ struct Config {
         size_t n_entries;
         char **default_cache; /* expanded defaults, indexed like params_table */
         char **default_cut;   /* like Entry.cut, for defaults */
+        char *mydomain;       /* default of mydomain, derived from the effective myhostname */
+        bool deriving;        /* computing mydomain: stops myhostname = $mydomain from recursing */
 };
 
 const char *config_dir_default(const char *arg_dir) {
@@ -73,6 +75,7 @@ static void config_flush_cache(Config *c) {
                 c->default_cache[i] = (free(c->default_cache[i]), NULL);
                 c->default_cut[i] = (free(c->default_cut[i]), NULL);
         }
+        c->mydomain = (free(c->mydomain), NULL);
 }
 
 Config *config_free(Config *c) {
@@ -93,6 +96,7 @@ Config *config_free(Config *c) {
         }
         free(c->default_cache);
         free(c->default_cut);
+        free(c->mydomain);
         free(c->dir);
         free(c->path);
         free(c);
@@ -366,6 +370,23 @@ int config_load(const char *dir, Config **ret, char **ret_error) {
         return 0;
 }
 
+static const char *derive_mydomain(Config *c) {
+        const char *h, *dot;
+
+        /* Postfix: $myhostname minus its first label, or "localdomain"; from the configured
+         * myhostname, not the machine's, so "myhostname = mx.example.org" alone gives example.org. */
+        if (c->mydomain)
+                return c->mydomain;
+        if (c->deriving)
+                return params_default("mydomain");
+        c->deriving = true;
+        h = config_get(c, "myhostname");
+        c->deriving = false;
+        dot = h ? strchr(h, '.') : NULL;
+        c->mydomain = strdup(dot && dot[1] ? dot + 1 : "localdomain");
+        return c->mydomain ? c->mydomain : params_default("mydomain");
+}
+
 const char *config_get_raw(const Config *c, const char *name) {
         const Entry *e;
 
@@ -374,6 +395,8 @@ const char *config_get_raw(const Config *c, const char *name) {
         e = config_find_entry(c, name);
         if (e)
                 return e->value;
+        if (streq(name, "mydomain"))
+                return derive_mydomain((Config *) c);
         return params_default(name);
 }
 

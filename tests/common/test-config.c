@@ -235,6 +235,15 @@ static void test_crlf_and_long(void) {
 
         _cleanup_(config_freep) Config *e = load_ok("");
         assert(streq(config_get(e, "mail_name"), "mta"));
+
+        /* mydomain follows the configured myhostname, as in Postfix. */
+        _cleanup_(config_freep) Config *g = load_ok("myhostname = mx.example.org\n");
+        assert(streq(config_get(g, "mydomain"), "example.org"));
+        assert(streq(config_get(g, "mydestination"), "mx.example.org, localhost.example.org, localhost"));
+        _cleanup_(config_freep) Config *h = load_ok("myhostname = single\n");
+        assert(streq(config_get(h, "mydomain"), "localdomain"));
+        _cleanup_(config_freep) Config *k = load_ok("myhostname = $mydomain\nmydomain = d.example\n");
+        assert(streq(config_get(k, "myhostname"), "d.example"));
         _cleanup_(config_freep) Config *f = load_ok("no_newline_at_end = 1");
         assert(streq(config_get(f, "no_newline_at_end"), "1"));
 }
