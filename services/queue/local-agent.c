@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "services/queue/local-agent.h"
+
+struct LocalAgent {
+        char *config_dir;
+        unsigned timeout_sec;
+        int fd;
+        pid_t pid;
+        bool spawned_once;
+};
+
+void local_result_done(LocalResult *r) {
+        free(r->forward_text);
+        *r = (LocalResult) {};
+}
+
+int local_agent_new(const char *config_dir, unsigned timeout_sec, LocalAgent **ret) {
+        LocalAgent *a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a->config_dir = strdup(config_dir);
+        if (!a->config_dir) {
+                free(a);
+                return -ENOMEM;
+        }
+        a->timeout_sec = timeout_sec > 0 ? timeout_sec : 1000;
+        a->fd = -EBADF;
+        a->pid = 0;
+        *ret = a;
+        return 0;
+}
+
+static void agent_disconnect(LocalAgent *a) {
+        a->fd = safe_close(a->fd);
+        if (a->pid > 0) {
+                /* Closing the socket makes mta-local finish; wait for it so no zombie is left. */
+                int status;
+                pid_t p;
+                do
+                        p = waitpid(a->pid, &status, 0);
+                while (p < 0 && errno == EINTR);
+                a->pid = 0;
+        }
+}
+
+LocalAgent *local_agent_free(LocalAgent *a) {
+        if (!a)
+                return NULL;
+        agent_disconnect(a);
+        free(a->config_dir);
+        free(a);
+        return NULL;
+}
+
+static int find_local_binary(char *buf, size_t size) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+                self[n] = 0;
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = 0;
+                        const char *rel[] = { "/mta-local", "/../local/mta-local" };
+                        for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
+                                int k = snprintf(buf, size, "%s%s", self, rel[i]);
+                                if (k > 0 && (size_t) k < size && access(buf, X_OK) == 0)
+                                        return 0;
+                        }
+                }
+        }
+        const char *dirs[] = { MTA_LIBEXECDIR, MTA_SBINDIR, MTA_BINDIR };
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                int k = snprintf(buf, size, "%s/mta-local", dirs[i]);
+                if (k > 0 && (size_t) k < size && access(buf, X_OK) == 0)
+                        return 0;
+        }
+        /* Last resort: the PATH, searched by execvp() in the child. */
+        snprintf(buf, size, "mta-local");
+        return 0;
+}
+
+int local_agent_spawn(LocalAgent *a) {
+        char path[PATH_MAX];
+        int sv[2];
+        pid_t pid;
+
+        agent_disconnect(a);
+        (void) find_local_binary(path, sizeof path);
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return negative_errno();
+        pid = fork();
+        if (pid < 0) {
+                int r = negative_errno();
+                safe_close(sv[0]);
+                safe_close(sv[1]);
+                return r;
+        }
+        if (pid == 0) {
+                char pidbuf[32];
+                if (sv[1] == 3) {
+                        int fl = fcntl(3, F_GETFD);
+                        (void) fcntl(3, F_SETFD, fl & ~FD_CLOEXEC);
+                } else if (dup2(sv[1], 3) < 0)
+                        _exit(127);
+                snprintf(pidbuf, sizeof pidbuf, "%d", (int) getpid());
+                (void) setenv("LISTEN_FDS", "1", 1);
+                (void) setenv("LISTEN_PID", pidbuf, 1);
+                (void) unsetenv("LISTEN_FDNAMES");
+                (void) signal(SIGPIPE, SIG_DFL);
+                char *argv[] = { (char *) "mta-local", (char *) "-c", a->config_dir, NULL };
+                if (strchr(path, '/'))
+                        execv(path, argv);
+                else
+                        execvp(path, argv);
+                fprintf(stderr, "mta-queue: cannot run %s: %m\n", path);
+                _exit(127);
+        }
+        safe_close(sv[1]);
+        a->fd = sv[0];
+        a->pid = pid;
+        a->spawned_once = true;
+        log_debug("Started %s as pid %d.", path, (int) pid);
+        return 0;
+}
+
+static int agent_connect(LocalAgent *a) {
+        const char *path = getenv("MTA_LOCAL_SOCKET");
+        char def[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        if (isempty(path)) {
+                snprintf(def, sizeof def, "%s/local.sock", MTA_RUNSTATEDIR);
+                path = def;
+        }
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return negative_errno();
+        a->fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int agent_ensure(LocalAgent *a) {
+        if (a->fd >= 0)
+                return 0;
+        /* A root runner started its own agent at startup; a new one now would not be root. */
+        int r = agent_connect(a);
+        if (r >= 0)
+                return 0;
+        log_debug_errno(r, "No local delivery service listening (%m), starting mta-local.");
+        return local_agent_spawn(a);
+}
+
+static int send_request(LocalAgent *a, const char *buf, size_t len, int queue_fd) {
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof control,
+        };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &queue_fd, sizeof(int));
+
+        ssize_t n;
+        do
+                n = sendmsg(a->fd, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if ((size_t) n != len)
+                return -EIO;
+        return 0;
+}
+
+static void result_set(LocalResult *ret, MailStatus status, const char *dsn, const char *text) {
+        ret->status = status;
+        snprintf(ret->dsn, sizeof ret->dsn, "%s", dsn);
+        snprintf(ret->text, sizeof ret->text, "%s", text);
+}
+
+int local_agent_deliver(LocalAgent *a, const LocalRequest *req, int queue_fd, LocalResult *ret) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
+        size_t len;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        *ret = (LocalResult) {};
+        r = local_request_encode(req, buf, LOCAL_PROTO_MAX, &len);
+        if (r < 0) {
+                result_set(ret, MAIL_PERMFAIL, "5.3.0", "delivery request too large");
+                return 0;
+        }
+
+        for (int attempt = 0; attempt < 2; attempt++) {
+                r = agent_ensure(a);
+                if (r < 0) {
+                        result_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot start the local delivery agent");
+                        return 0;
+                }
+                r = send_request(a, buf, len, queue_fd);
+                if (r >= 0)
+                        break;
+                /* The agent went away before taking the request (one-shot service or crash): nothing
+                 * was delivered, so one new connection is safe. */
+                log_debug_errno(r, "Local delivery agent gone (%m), reconnecting.");
+                agent_disconnect(a);
+                if (attempt == 1) {
+                        result_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot talk to the local delivery agent");
+                        return 0;
+                }
+        }
+
+        struct pollfd p = { .fd = a->fd, .events = POLLIN };
+        do
+                r = poll(&p, 1, (int) (a->timeout_sec * 1000u));
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+                agent_disconnect(a);
+                result_set(ret, MAIL_TEMPFAIL, "4.3.0", "local delivery agent timed out");
+                return 0;
+        }
+        ssize_t n;
+        do
+                n = recv(a->fd, buf, LOCAL_PROTO_MAX, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+                agent_disconnect(a);
+                result_set(ret, MAIL_TEMPFAIL, "4.3.0", "local delivery agent terminated unexpectedly");
+                return 0;
+        }
+        LocalReply reply;
+        buf[n] = 0;
+        r = local_reply_decode(buf, (size_t) n, &reply);
+        if (r < 0 || !reply.status) {
+                agent_disconnect(a);
+                result_set(ret, MAIL_TEMPFAIL, "4.3.0", "malformed reply from the local delivery agent");
+                return 0;
+        }
+        const char *text = strempty(reply.text);
+        if (streq(reply.status, "ok"))
+                result_set(ret, MAIL_OK, reply.dsn ? reply.dsn : "2.0.0", text[0] ? text : "delivered");
+        else if (streq(reply.status, "permfail"))
+                result_set(ret, MAIL_PERMFAIL, reply.dsn ? reply.dsn : "5.0.0", text);
+        else if (streq(reply.status, "forward")) {
+                result_set(ret, MAIL_OK, reply.dsn ? reply.dsn : "2.0.0", text);
+                ret->forward = true;
+                ret->forward_text = strdup(strempty(reply.forward));
+                if (!ret->forward_text)
+                        return -ENOMEM;
+        } else
+                result_set(ret, MAIL_TEMPFAIL, reply.dsn ? reply.dsn : "4.0.0", text[0] ? text : "temporary failure");
+        return 0;
+}
