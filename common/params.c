@@ -229,6 +229,10 @@ const ParamInfo params_table[] = {
         L("export_environment", "TZ MAIL_CONFIG LANG", "Environment passed to commands; " NO_EFFECT "."),
         L("import_environment", "", "Environment kept from the caller; " NO_EFFECT "."),
         B("strict_mailbox_ownership", "yes", "Refuse an mbox not owned by its recipient."),
+        T("command_time_limit", "1000s", 's', "Time limit of a |command delivery."),
+        I("deliver_lock_attempts", "20", "Attempts to lock an mbox before the delivery is deferred."),
+        T("deliver_lock_delay", "1s", 's', "Wait between attempts to lock an mbox."),
+        T("stale_lock_time", "500s", 's', "Age after which an mbox dot-lock file is removed as stale."),
 
         /* Queue and SMTP client */
         S("queue_directory", "/var/spool/mta", "The mail queue."),
