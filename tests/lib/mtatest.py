@@ -309,3 +309,49 @@ def pids_of(program_path, marker=None):
         except OSError:
             continue
     return found
+
+
+# ---- queue files (format: common/queue.h, mta-queue(5)) ----
+
+def queue_record(letter, data):
+    """One record "T<len>:<bytes>\\n"; data is str or bytes and may hold any byte."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return letter.encode() + str(len(data)).encode() + b":" + data + b"\n"
+
+
+def queue_file_bytes(qid, sender, recipients, content, arrival=None, client=None, helo=None,
+                     protocol=None, user=None, esmtp=None):
+    """A complete version-1 queue file as the receiver writes it (M with a 20-digit length, Z last).
+
+    Returns (bytes, content_offset, content_size)."""
+    if isinstance(content, str):
+        content = content.encode("utf-8", "surrogateescape")
+    arrival = int(time.time()) if arrival is None else int(arrival)
+    out = bytearray(b"MTAQ1\n")
+    out += queue_record("I", qid)
+    out += queue_record("T", str(arrival))
+    out += queue_record("W", "%020d %010d" % (0, 0))
+    out += queue_record("S", sender)
+    for letter, value in (("C", client), ("H", helo), ("P", protocol), ("U", user), ("E", esmtp)):
+        if value is not None:
+            out += queue_record(letter, value)
+    for r in recipients:
+        out += queue_record("R", "P" + r)
+    out += b"M%020d:" % len(content)
+    offset = len(out)
+    out += content + b"\n"
+    out += queue_record("Z", b"")
+    return bytes(out), offset, len(content)
+
+
+def write_queue_file(path, sender, recipients, content, qid=None, **kw):
+    """Writes a queue file at path (fsynced); returns (content_offset, content_size, qid)."""
+    if qid is None:
+        qid = "%020X" % (int(time.time() * 1e6) ^ int.from_bytes(os.urandom(4), "big"))
+    data, offset, size = queue_file_bytes(qid, sender, recipients, content, **kw)
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return offset, size, qid

@@ -1,0 +1,884 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/privs.h"
+#include "common/strv.h"
+#include "services/local/deliver.h"
+#include "services/local/mailbox.h"
+#include "services/local/mbox.h"
+
+#define FORWARD_MAX (32 * 1024)
+#define OUTPUT_LINE_MAX 200
+
+/* ---- settings ---- */
+
+static int get_string(const Config *c, const char *name, const char *def, char **ret) {
+        const char *v = c ? config_get(c, name) : NULL;
+        char *s = strdup(v ? v : def);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+/* Parameters that are not in every table (command_time_limit, the lock timing) fall back to
+ * Postfix's defaults when main.cf does not name them. */
+static int get_time(const Config *c, const char *name, uint64_t def, uint64_t *ret) {
+        const char *v = c ? config_get(c, name) : NULL;
+        if (!v) {
+                *ret = def;
+                return 0;
+        }
+        return config_parse_time(v, 's', ret);
+}
+
+int local_settings_load(const Config *c, LocalSettings *ret) {
+        LocalSettings s = { .strict_ownership = true, .lock_fcntl = true, .lock_dotlock = true };
+        _cleanup_strv_free_ char **locks = NULL;
+        uint64_t attempts = 20, delay = 1, v;
+        const char *raw;
+        bool b;
+        int r;
+
+        if ((r = get_string(c, "mail_spool_directory", "/var/mail", &s.spool_dir)) < 0 ||
+            (r = get_string(c, "default_privs", "nobody", &s.default_privs)) < 0)
+                goto fail;
+        r = -EINVAL;
+        if (c && config_get(c, "mailbox_size_limit") &&
+            config_get_size(c, "mailbox_size_limit", &s.mailbox_size_limit) < 0) {
+                log_error("Invalid mailbox_size_limit.");
+                goto fail;
+        }
+        if (c && !config_get(c, "mailbox_size_limit"))
+                s.mailbox_size_limit = 51200000;
+        if (get_time(c, "command_time_limit", 1000, &s.command_time_limit) < 0 ||
+            get_time(c, "deliver_lock_delay", 1, &delay) < 0 ||
+            get_time(c, "stale_lock_time", 300, &s.stale_lock_sec) < 0) {
+                log_error("Invalid command_time_limit, deliver_lock_delay or stale_lock_time.");
+                goto fail;
+        }
+        raw = c ? config_get(c, "deliver_lock_attempts") : NULL;
+        if (raw) {
+                char *end;
+                errno = 0;
+                unsigned long long n = strtoull(raw, &end, 10);
+                if (errno || end == raw || *end || n > 1000) {
+                        log_error("Invalid deliver_lock_attempts.");
+                        goto fail;
+                }
+                attempts = n;
+        }
+        s.lock_attempts = (unsigned) attempts;
+        s.lock_delay_usec = delay * 1000000u;
+        if (c && config_get(c, "strict_mailbox_ownership") &&
+            config_get_bool(c, "strict_mailbox_ownership", &b) == 0)
+                s.strict_ownership = b;
+        if (c && config_get(c, "mailbox_delivery_lock") &&
+            config_get_list(c, "mailbox_delivery_lock", &locks) == 0) {
+                s.lock_fcntl = s.lock_dotlock = false;
+                for (char **l = locks; *l; l++) {
+                        if (streq(*l, "fcntl"))
+                                s.lock_fcntl = true;
+                        else if (streq(*l, "dotlock"))
+                                s.lock_dotlock = true;
+                        else if (streq(*l, "flock"))
+                                s.lock_flock = true;
+                        else {
+                                log_error("Unknown mailbox_delivery_lock method \"%s\".", *l);
+                                goto fail;
+                        }
+                }
+        }
+        raw = c ? config_get(c, "command_execution_directory") : NULL;
+        if (!isempty(raw) && raw[0] == '/' && !(s.command_directory = strdup(raw)))
+                goto oom;
+        /* forward_path needs the raw value: $home and $user are per delivery, not main.cf names. */
+        raw = c ? config_get_raw(c, "forward_path") : "$home/.forward";
+        if (!raw)
+                raw = "$home/.forward";
+        if (!(s.forward_path = strdup(raw)))
+                goto oom;
+        (void) v;
+        *ret = s;
+        return 0;
+oom:
+        r = -ENOMEM;
+fail:
+        local_settings_done(&s);
+        return r;
+}
+
+void local_settings_done(LocalSettings *s) {
+        free(s->spool_dir);
+        free(s->default_privs);
+        free(s->command_directory);
+        free(s->forward_path);
+        *s = (LocalSettings) {};
+}
+
+void local_outcome_done(LocalOutcome *o) {
+        free(o->forward_text);
+        o->forward_text = NULL;
+}
+
+static void set_outcome(LocalOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) _printf_(4, 5);
+static void set_outcome(LocalOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) {
+        va_list ap;
+
+        ret->status = st;
+        ret->forward = false;
+        snprintf(ret->dsn, sizeof ret->dsn, "%s", dsn);
+        va_start(ap, fmt);
+        vsnprintf(ret->text, sizeof ret->text, fmt, ap);
+        va_end(ap);
+}
+
+bool local_user_name_valid(const char *name) {
+        size_t n;
+
+        if (isempty(name) || name[0] == '.' || name[0] == '-')
+                return false;
+        n = strlen(name);
+        if (n > 64)
+                return false;
+        for (const char *p = name; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                if (c == '/' || c <= 0x20 || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+int local_request_check(const LocalRequest *req, LocalOutcome *ret) {
+        const char *bad = NULL;
+
+        if (!req->kind || !(streq(req->kind, "mailbox") || streq(req->kind, "file") || streq(req->kind, "command")))
+                bad = "kind";
+        else if (!req->user)
+                bad = "user";
+        else if (!req->sender)
+                bad = "sender";
+        else if (isempty(req->recipient))
+                bad = "recipient";
+        else if (streq(req->kind, "file") && (!req->target || req->target[0] != '/'))
+                bad = "file target";
+        else if (streq(req->kind, "command") && isempty(req->target))
+                bad = "command target";
+        else if (req->size > INT64_MAX || req->offset > INT64_MAX || req->offset + req->size > INT64_MAX)
+                bad = "content offset";
+        if (!bad)
+                return 0;
+        set_outcome(ret, MAIL_TEMPFAIL, "4.3.5", "malformed delivery request (%s)", bad);
+        return -EINVAL;
+}
+
+/* ---- who the delivery runs as ---- */
+
+typedef struct RunAs {
+        uid_t uid;
+        gid_t gid;
+        gid_t groups[2];
+        size_t n_groups;
+        char *name, *home, *shell;
+} RunAs;
+
+static void run_as_done(RunAs *r) {
+        free(r->name);
+        free(r->home);
+        free(r->shell);
+}
+
+static int run_as_from_passwd(const struct passwd *pw, RunAs *ret) {
+        RunAs r = { .uid = pw->pw_uid, .gid = pw->pw_gid, .groups = { pw->pw_gid }, .n_groups = 1 };
+
+        r.name = strdup(pw->pw_name);
+        r.home = strdup(isempty(pw->pw_dir) ? "/" : pw->pw_dir);
+        r.shell = strdup(isempty(pw->pw_shell) ? "/bin/sh" : pw->pw_shell);
+        if (!r.name || !r.home || !r.shell) {
+                run_as_done(&r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* ---- in the child: ~/.forward ---- */
+
+/* Expands $home, ${home}, $user and ${user} in one forward_path entry; NULL (skip the entry)
+ * when it names anything else, since we cannot know what it means here. */
+static char *forward_expand(const char *pattern, const RunAs *u) {
+        size_t cap = strlen(pattern) + strlen(u->home) * 4 + strlen(u->name) * 4 + 1, n = 0;
+        char *out = malloc(cap);
+        if (!out)
+                return NULL;
+        for (const char *p = pattern; *p;) {
+                const char *val = NULL;
+                size_t skip = 0;
+                if (*p == '$') {
+                        if (strncmp(p, "$home", 5) == 0 || strncmp(p, "${home}", 7) == 0)
+                                val = u->home, skip = p[1] == '{' ? 7 : 5;
+                        else if (strncmp(p, "$user", 5) == 0 || strncmp(p, "${user}", 7) == 0)
+                                val = u->name, skip = p[1] == '{' ? 7 : 5;
+                        else {
+                                free(out);
+                                return NULL;
+                        }
+                        size_t l = strlen(val);
+                        if (n + l + 1 > cap) {
+                                free(out);
+                                return NULL;
+                        }
+                        memcpy(out + n, val, l);
+                        n += l;
+                        p += skip;
+                        continue;
+                }
+                if (n + 2 > cap) {
+                        free(out);
+                        return NULL;
+                }
+                out[n++] = *p++;
+        }
+        out[n] = '\0';
+        return out;
+}
+
+static bool forward_has_targets(const char *text) {
+        for (const char *p = text; *p;) {
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                if (*p && *p != '#' && *p != '\n' && *p != '\r')
+                        return true;
+                p = strchrnul(p, '\n');
+                if (*p)
+                        p++;
+        }
+        return false;
+}
+
+/* 1 and the text when the user has a usable ~/.forward with targets, 0 when not, negative errno
+ * on an error that must defer the delivery. */
+static int forward_read(const LocalSettings *s, const RunAs *u, char **ret) {
+        _cleanup_strv_free_ char **paths = NULL;
+
+        if (isempty(s->forward_path))
+                return 0;
+        if (strv_split_list(s->forward_path, &paths) < 0)
+                return -ENOMEM;
+        for (char **pat = paths; *pat; pat++) {
+                _cleanup_free_ char *path = forward_expand(*pat, u), *buf = NULL;
+                _cleanup_close_ int fd = -EBADF;
+                struct stat st;
+                size_t n = 0;
+
+                if (!path || path[0] != '/')
+                        continue;
+                fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0) {
+                        /* Not there or not readable by the user: no forwarding. */
+                        if (errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == ELOOP ||
+                            errno == ENAMETOOLONG)
+                                continue;
+                        return negative_errno();
+                }
+                if (fstat(fd, &st) < 0)
+                        return negative_errno();
+                if (!S_ISREG(st.st_mode) || (st.st_uid != u->uid && st.st_uid != 0) || (st.st_mode & 022)) {
+                        log_warning("Ignoring %s of %s: not a regular file owned by the user and writable only by them.",
+                                    path, u->name);
+                        continue;
+                }
+                buf = malloc(FORWARD_MAX + 1);
+                if (!buf)
+                        return -ENOMEM;
+                for (;;) {
+                        ssize_t k = read(fd, buf + n, FORWARD_MAX + 1 - n);
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return negative_errno();
+                        }
+                        if (k == 0)
+                                break;
+                        n += (size_t) k;
+                        if (n > FORWARD_MAX)
+                                return -EFBIG;
+                }
+                buf[n] = '\0';
+                if (memchr(buf, '\0', n)) {
+                        log_warning("Ignoring %s of %s: it contains a NUL byte.", path, u->name);
+                        continue;
+                }
+                if (!forward_has_targets(buf))
+                        continue;
+                *ret = TAKE_PTR(buf);
+                return 1;
+        }
+        return 0;
+}
+
+/* ---- in the child: mailbox and file ---- */
+
+static bool flag_set(const char *flags, const char *name) {
+        _cleanup_strv_free_ char **l = NULL;
+        return flags && strv_split_list(flags, &l) == 0 && strv_contains(l, name);
+}
+
+static MailboxOptions mailbox_options(const LocalSettings *s, const RunAs *u) {
+        return (MailboxOptions) {
+                .dotlock = s->lock_dotlock,
+                .fcntl_lock = s->lock_fcntl,
+                .flock_lock = s->lock_flock,
+                .check_owner = s->strict_ownership,
+                .owner = u->uid,
+                .size_limit = s->mailbox_size_limit,
+                .lock_attempts = s->lock_attempts,
+                .lock_delay_usec = s->lock_delay_usec,
+                .stale_lock_sec = s->stale_lock_sec,
+                .mbox_flags = MBOX_QUOTE_FROM | MBOX_BLANK_LINE,
+        };
+}
+
+static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
+                            LocalOutcome *ret) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        MailboxOutcome mo = {};
+        int r;
+
+        if (!flag_set(req->flags, "noforward")) {
+                _cleanup_free_ char *text = NULL;
+                r = forward_read(s, u, &text);
+                if (r == -EFBIG) {
+                        set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "~/.forward of %s is larger than %d bytes",
+                                    u->name, FORWARD_MAX);
+                        return;
+                }
+                if (r < 0) {
+                        set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read ~/.forward of %s: %s", u->name,
+                                    strerror(-r));
+                        return;
+                }
+                if (r > 0) {
+                        set_outcome(ret, MAIL_OK, "2.0.0", "forwarded by ~/.forward of %s", u->name);
+                        ret->forward = true;
+                        ret->forward_text = TAKE_PTR(text);
+                        return;
+                }
+        }
+
+        dir_fd = open(s->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot open mail_spool_directory %s: %m", s->spool_dir);
+                return;
+        }
+        MailboxOptions o = mailbox_options(s, u);
+        MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
+        r = mailbox_append(dir_fd, u->name, &o, queue_fd, req->offset, req->size, &env, &mo);
+        if (r < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to mailbox: %s", strerror(-r));
+                return;
+        }
+        set_outcome(ret, mo.status, mo.dsn, "%s", mo.text);
+        if (mo.status == MAIL_OK)
+                set_outcome(ret, MAIL_OK, mo.dsn, "delivered to mailbox %s/%s", s->spool_dir, u->name);
+}
+
+static void deliver_file(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
+                         LocalOutcome *ret) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int dir_fd = -EBADF;
+        const char *base;
+        MailboxOutcome mo = {};
+        int r;
+
+        /* Aliases like "devnull: /dev/null" are common; Postfix accepts them without writing. */
+        if (streq(req->target, "/dev/null")) {
+                set_outcome(ret, MAIL_OK, "2.0.0", "delivered to file: /dev/null");
+                return;
+        }
+        base = strrchr(req->target, '/') + 1;
+        if (isempty(base) || streq(base, ".") || streq(base, "..")) {
+                set_outcome(ret, MAIL_PERMFAIL, "5.3.5", "file target %s is not a file name", req->target);
+                return;
+        }
+        dir = strndup(req->target, (size_t) (base - req->target));
+        if (!dir) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                return;
+        }
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open directory of %s as %s: %m", req->target,
+                            u->name);
+                return;
+        }
+        MailboxOptions o = mailbox_options(s, u);
+        o.dotlock = false;     /* no lock files in arbitrary directories, as Postfix */
+        o.check_owner = true;
+        MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
+        r = mailbox_append(dir_fd, base, &o, queue_fd, req->offset, req->size, &env, &mo);
+        if (r < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to file %s: %s", req->target, strerror(-r));
+                return;
+        }
+        if (mo.status == MAIL_OK)
+                set_outcome(ret, MAIL_OK, mo.dsn, "delivered to file: %s", req->target);
+        else
+                set_outcome(ret, mo.status, mo.dsn, "%s: %s", req->target, mo.text);
+}
+
+/* ---- in the child: command ---- */
+
+static const struct {
+        int code;
+        const char *dsn;
+        const char *text;
+} sysexits_table[] = {
+        { EX_USAGE, "5.3.0", "command line usage error" },
+        { EX_DATAERR, "5.6.0", "data format error" },
+        { EX_NOINPUT, "5.3.0", "cannot open input" },
+        { EX_NOUSER, "5.1.1", "user unknown" },
+        { EX_NOHOST, "5.1.2", "host name unknown" },
+        { EX_UNAVAILABLE, "5.3.0", "service unavailable" },
+        { EX_SOFTWARE, "5.3.0", "internal software error" },
+        { EX_OSERR, "4.3.0", "system resource problem" },
+        { EX_OSFILE, "5.3.0", "critical OS file missing" },
+        { EX_CANTCREAT, "5.2.0", "can't create user output file" },
+        { EX_IOERR, "5.3.0", "input/output error" },
+        { EX_TEMPFAIL, "4.3.0", "temporary failure" },
+        { EX_PROTOCOL, "5.5.0", "remote error in protocol" },
+        { EX_NOPERM, "5.7.0", "permission denied" },
+        { EX_CONFIG, "5.3.5", "local configuration error" },
+};
+
+static char *env_pair(const char *name, const char *value) {
+        char *s;
+        if (asprintf(&s, "%s=%s", name, strempty(value)) < 0)
+                return NULL;
+        return s;
+}
+
+static char **command_environment(const RunAs *u, const LocalRequest *req) {
+        _cleanup_free_ char *local = NULL;
+        const char *at = strrchr(req->recipient, '@');
+        const char *tz = getenv("TZ");
+        char **env = calloc(16, sizeof(char *));
+        size_t n = 0;
+
+        if (!env)
+                return NULL;
+        local = at ? strndup(req->recipient, (size_t) (at - req->recipient)) : strdup(req->recipient);
+        if (!local)
+                goto fail;
+        /* Envelope data goes only here, never into the command line. */
+        if (!(env[n++] = env_pair("PATH", "/usr/bin:/bin")) ||
+            !(env[n++] = env_pair("HOME", u->home)) ||
+            !(env[n++] = env_pair("USER", u->name)) ||
+            !(env[n++] = env_pair("LOGNAME", u->name)) ||
+            !(env[n++] = env_pair("SHELL", u->shell)) ||
+            !(env[n++] = env_pair("SENDER", req->sender)) ||
+            !(env[n++] = env_pair("RECIPIENT", req->recipient)) ||
+            !(env[n++] = env_pair("LOCAL", local)) ||
+            !(env[n++] = env_pair("DOMAIN", at ? at + 1 : "")) ||
+            !(env[n++] = env_pair("EXTENSION", req->extension)) ||
+            !(env[n++] = env_pair("ORIGINAL_RECIPIENT", req->original ? req->original : req->recipient)))
+                goto fail;
+        if (tz && !(env[n++] = env_pair("TZ", tz)))
+                goto fail;
+        return env;
+fail:
+        strv_free(env);
+        return NULL;
+}
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void reset_signals(void) {
+        sigset_t all;
+        for (int sig = 1; sig < _NSIG; sig++)
+                (void) signal(sig, SIG_DFL);
+        sigemptyset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* Keeps the first line of the command's output for the bounce text, printable only. */
+static void capture_line(char *line, size_t *len, bool *done, const char *buf, size_t n) {
+        for (size_t i = 0; i < n && !*done; i++) {
+                unsigned char c = (unsigned char) buf[i];
+                if (c == '\n') {
+                        if (*len > 0)
+                                *done = true;
+                        continue;
+                }
+                if (*len + 1 >= OUTPUT_LINE_MAX) {
+                        *done = true;
+                        break;
+                }
+                line[(*len)++] = (c < 0x20 || c >= 0x7f) ? '?' : (char) c;
+                line[*len] = '\0';
+        }
+}
+
+static void deliver_command(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
+                            LocalOutcome *ret) {
+        _cleanup_strv_free_ char **env = NULL;
+        int in[2] = { -EBADF, -EBADF }, out[2] = { -EBADF, -EBADF };
+        char line[OUTPUT_LINE_MAX] = "";
+        size_t line_len = 0;
+        bool line_done = false, timed_out = false;
+        pid_t cmd, feeder;
+        int status = 0;
+
+        env = command_environment(u, req);
+        if (!env) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                return;
+        }
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot create pipe: %m");
+                goto close_all;
+        }
+
+        cmd = fork();
+        if (cmd < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot fork: %m");
+                goto close_all;
+        }
+        if (cmd == 0) {
+                const char *dir = s->command_directory ? s->command_directory : u->home;
+                /* Its own process group, so that a timeout kills everything it started. */
+                (void) setsid();
+                reset_signals();
+                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
+                        _exit(EX_OSERR);
+                if (chdir(dir) < 0 && chdir("/") < 0)
+                        _exit(EX_OSERR);
+                char *argv[] = { (char *) "sh", (char *) "-c", (char *) req->target, NULL };
+                execve("/bin/sh", argv, env);
+                _exit(EX_OSERR);
+        }
+
+        /* The message goes in from a separate process, so a command that writes much output
+         * before it reads its input can never deadlock with us. */
+        feeder = fork();
+        if (feeder < 0) {
+                (void) kill(-cmd, SIGKILL);
+                (void) waitpid(cmd, NULL, 0);
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot fork: %m");
+                goto close_all;
+        }
+        if (feeder == 0) {
+                MboxEnvelope e = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
+                safe_close(in[0]);
+                safe_close(out[0]);
+                safe_close(out[1]);
+                (void) signal(SIGPIPE, SIG_IGN);
+                int r = mbox_write_message(in[1], queue_fd, req->offset, req->size, &e, 0, NULL);
+                _exit(r < 0 && r != -EPIPE ? 1 : 0);
+        }
+        in[0] = safe_close(in[0]);
+        in[1] = safe_close(in[1]);
+        out[1] = safe_close(out[1]);
+
+        uint64_t deadline = mono_usec() + s->command_time_limit * 1000000u;
+        bool eof = false, exited = false;
+        while (!exited) {
+                pid_t w = waitpid(cmd, &status, WNOHANG);
+                if (w == cmd) {
+                        exited = true;
+                        break;
+                }
+                uint64_t now = mono_usec();
+                if (now >= deadline) {
+                        timed_out = true;
+                        (void) kill(-cmd, SIGKILL);
+                        (void) waitpid(cmd, &status, 0);
+                        break;
+                }
+                uint64_t left_ms = (deadline - now) / 1000 + 1;
+                int wait_ms = left_ms < 50 ? (int) left_ms : 50;
+                if (eof) {
+                        /* The command closed its output but runs on: only its exit matters now. */
+                        struct timespec ts = { .tv_nsec = (long) wait_ms * 1000000 };
+                        (void) nanosleep(&ts, NULL);
+                        continue;
+                }
+                struct pollfd p = { .fd = out[0], .events = POLLIN };
+                int k = poll(&p, 1, wait_ms);
+                if (k > 0) {
+                        char buf[4096];
+                        ssize_t got = read(out[0], buf, sizeof buf);
+                        if (got > 0)
+                                capture_line(line, &line_len, &line_done, buf, (size_t) got);
+                        else if (got == 0 || (errno != EINTR && errno != EAGAIN))
+                                eof = true;
+                }
+        }
+        if (!timed_out && !eof) {
+                /* Whatever the command wrote just before it exited. */
+                int fl = fcntl(out[0], F_GETFL);
+                if (fl >= 0 && fcntl(out[0], F_SETFL, fl | O_NONBLOCK) >= 0) {
+                        char buf[4096];
+                        ssize_t got;
+                        while ((got = read(out[0], buf, sizeof buf)) > 0 && !line_done)
+                                capture_line(line, &line_len, &line_done, buf, (size_t) got);
+                }
+        }
+        /* A command may exit without reading all of its input; the feeder must not wait for it. */
+        (void) kill(feeder, SIGKILL);
+        (void) waitpid(feeder, NULL, 0);
+
+        if (timed_out)
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "command time limit (%" PRIu64 "s) exceeded: %s",
+                            s->command_time_limit, req->target);
+        else if (WIFSIGNALED(status))
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "command killed by signal %d: %s", WTERMSIG(status),
+                            req->target);
+        else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                set_outcome(ret, MAIL_OK, "2.0.0", "delivered to command: %s", req->target);
+        else {
+                int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                const char *dsn = "5.3.0", *what = NULL;
+                for (size_t i = 0; i < ELEMENTSOF(sysexits_table); i++)
+                        if (sysexits_table[i].code == code) {
+                                dsn = sysexits_table[i].dsn;
+                                what = sysexits_table[i].text;
+                        }
+                set_outcome(ret, dsn[0] == '4' ? MAIL_TEMPFAIL : MAIL_PERMFAIL, dsn,
+                            "command died with status %d%s%s%s%s", code, what ? " (" : "", strempty(what),
+                            what ? ")" : "", line_len > 0 ? ": " : "");
+                if (line_len > 0) {
+                        size_t used = strlen(ret->text);
+                        snprintf(ret->text + used, sizeof ret->text - used, "%s", line);
+                }
+        }
+
+close_all:
+        safe_close(in[0]);
+        safe_close(in[1]);
+        safe_close(out[0]);
+        safe_close(out[1]);
+}
+
+/* ---- the parent ---- */
+
+static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, const LocalRequest *req,
+                      int queue_fd, int result_fd) {
+        LocalOutcome o = {};
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r;
+
+        (void) signal(SIGPIPE, SIG_IGN);
+        /* A file size limit must show up as EFBIG, not kill us halfway through a write. */
+        (void) signal(SIGXFSZ, SIG_IGN);
+        umask(077);
+
+        if (switch_user) {
+                if (u->uid == 0) {
+                        /* Only root's own mailbox gets here (see deliver_as()): keep uid 0 but
+                         * no supplementary group beyond the spool directory's. */
+                        if (setgroups(u->n_groups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0)
+                                return EX_OSERR;
+                } else {
+                        r = privs_drop_to_ids(u->uid, u->gid, u->groups, u->n_groups);
+                        if (r < 0 || getuid() == 0 || geteuid() == 0)
+                                return EX_OSERR;
+                }
+        }
+        if (!streq(req->kind, "command"))
+                (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+
+        if (streq(req->kind, "mailbox"))
+                deliver_mailbox(s, u, req, queue_fd, &o);
+        else if (streq(req->kind, "file"))
+                deliver_file(s, u, req, queue_fd, &o);
+        else
+                deliver_command(s, u, req, queue_fd, &o);
+
+        LocalReply rep = {
+                .status = o.forward ? "forward" :
+                          o.status == MAIL_OK ? "ok" : o.status == MAIL_TEMPFAIL ? "tempfail" : "permfail",
+                .dsn = o.dsn,
+                .text = o.text,
+                .forward = o.forward_text,
+        };
+        buf = malloc(LOCAL_PROTO_MAX);
+        if (!buf)
+                return EX_OSERR;
+        r = local_reply_encode(&rep, buf, LOCAL_PROTO_MAX, &len);
+        local_outcome_done(&o);
+        if (r < 0)
+                return EX_SOFTWARE;
+        for (size_t done = 0; done < len;) {
+                ssize_t k = write(result_fd, buf + done, len - done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return EX_IOERR;
+                }
+                done += (size_t) k;
+        }
+        return 0;
+}
+
+static int lookup_user(const char *name, struct passwd **ret) {
+        struct passwd *pw;
+        errno = 0;
+        pw = getpwnam(name);
+        if (!pw)
+                return errno > 0 && errno != ENOENT && errno != ESRCH ? -errno : -ESRCH;
+        *ret = pw;
+        return 0;
+}
+
+/* Decides the identity: the user for a mailbox (root's own mailbox as root), the user for files
+ * and commands but default_privs in place of root. */
+static int deliver_as(const LocalSettings *s, const LocalRequest *req, RunAs *ret, LocalOutcome *out) {
+        struct passwd *pw;
+        bool mailbox = streq(req->kind, "mailbox");
+        struct stat st;
+        int r;
+
+        r = lookup_user(req->user, &pw);
+        if (r == -ESRCH) {
+                set_outcome(out, MAIL_PERMFAIL, "5.1.1", "unknown user: \"%s\"", req->user);
+                return r;
+        }
+        if (r < 0) {
+                set_outcome(out, MAIL_TEMPFAIL, "4.3.0", "cannot look up user %s: %s", req->user, strerror(-r));
+                return r;
+        }
+        if (!mailbox && pw->pw_uid == 0) {
+                r = lookup_user(s->default_privs, &pw);
+                if (r < 0 || pw->pw_uid == 0) {
+                        set_outcome(out, MAIL_TEMPFAIL, "4.3.5", "default_privs account \"%s\" is unusable",
+                                    s->default_privs);
+                        return -EPERM;
+                }
+        }
+        r = run_as_from_passwd(pw, ret);
+        if (r < 0) {
+                set_outcome(out, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                return r;
+        }
+        /* The spool directory is root:mail 2775 on Debian: creating a mailbox or NAME.lock there
+         * needs its group. Only mailbox deliveries get it, and no other: a command with group mail
+         * could remove or replace anyone's mailbox. Never group root. */
+        if (mailbox && stat(s->spool_dir, &st) == 0 && st.st_gid != 0 && st.st_gid != ret->gid)
+                ret->groups[ret->n_groups++] = st.st_gid;
+        return 0;
+}
+
+int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalOutcome *ret) {
+        _cleanup_(run_as_done) RunAs u = {};
+        _cleanup_close_ int rd = -EBADF, wr = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        LocalOutcome o = {};
+        bool switch_user;
+        size_t len = 0;
+        int fds[2], status;
+        struct stat st;
+        pid_t pid;
+
+        if (local_request_check(req, ret) < 0)
+                return 0;
+        if (streq(req->kind, "mailbox") && !local_user_name_valid(req->user)) {
+                set_outcome(ret, MAIL_PERMFAIL, "5.1.3", "invalid mailbox name \"%s\"", req->user);
+                return 0;
+        }
+        if (fstat(queue_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            req->offset + req->size > (uint64_t) st.st_size) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "queue file does not hold the content announced");
+                return 0;
+        }
+        if (deliver_as(s, req, &u, ret) < 0)
+                return 0;
+
+        switch_user = geteuid() == 0;
+        if (!switch_user && u.uid != geteuid()) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver as other user while not root");
+                return 0;
+        }
+        if (streq(req->kind, "mailbox") && u.uid == 0 && !switch_user) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver as other user while not root");
+                return 0;
+        }
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return negative_errno();
+        rd = fds[0];
+        wr = fds[1];
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                rd = safe_close(rd);
+                _exit(child_main(s, &u, switch_user, req, queue_fd, wr));
+        }
+        wr = safe_close(wr);
+
+        buf = malloc(LOCAL_PROTO_MAX + 1);
+        if (!buf) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return -ENOMEM;
+        }
+        for (;;) {
+                ssize_t k = read(rd, buf + len, LOCAL_PROTO_MAX - len);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (k == 0 || (len += (size_t) k) == LOCAL_PROTO_MAX)
+                        break;
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                        status = -1;
+                        break;
+                }
+
+        LocalReply rep;
+        if (status == 0 && local_reply_decode(buf, len, &rep) == 0 && rep.status && rep.dsn && rep.text) {
+                o.status = streq(rep.status, "ok") || streq(rep.status, "forward") ? MAIL_OK :
+                           streq(rep.status, "permfail") ? MAIL_PERMFAIL : MAIL_TEMPFAIL;
+                o.forward = streq(rep.status, "forward");
+                snprintf(o.dsn, sizeof o.dsn, "%s", rep.dsn);
+                snprintf(o.text, sizeof o.text, "%s", rep.text);
+                if (o.forward) {
+                        o.forward_text = strdup(strempty(rep.forward));
+                        if (!o.forward_text)
+                                return -ENOMEM;
+                }
+        } else if (status != -1 && WIFSIGNALED(status))
+                set_outcome(&o, MAIL_TEMPFAIL, "4.3.0", "delivery process killed by signal %d", WTERMSIG(status));
+        else
+                set_outcome(&o, MAIL_TEMPFAIL, "4.3.0", "delivery process failed (exit status %d)",
+                            status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        *ret = o;
+        return 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One local delivery, as asked by the queue runner (local-proto.h): a mailbox, a file or a
+ * command, each run in a child process that has dropped to the user the delivery is for before
+ * it opens any path that user could influence. The parent, which keeps root only to be able to
+ * switch users, never opens a user's file itself; the child reports its outcome through a pipe in
+ * the reply encoding.
+ *
+ * Mailbox deliveries read ~/.forward first (unless flagged "noforward") and, when it holds
+ * targets, answer "forward" with its text. Files and commands never run as root: when the user
+ * is root they run as default_privs.
+ *
+ * local_deliver() returns 0 with the outcome in *ret, or a negative errno when it could not even
+ * try (fork failed, ...); the caller then answers tempfail.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/config.h"
+#include "common/local-proto.h"
+#include "common/resolve.h"
+
+typedef struct LocalSettings {
+        char *spool_dir;              /* mail_spool_directory */
+        uint64_t mailbox_size_limit;  /* 0: none; also for file deliveries */
+        uint64_t command_time_limit;  /* seconds */
+        char *default_privs;
+        char *command_directory;      /* command_execution_directory; NULL: home */
+        char *forward_path;           /* forward_path, first entry with $home/$user; NULL: none */
+        bool strict_ownership;        /* strict_mailbox_ownership */
+        bool lock_dotlock, lock_fcntl, lock_flock;
+        unsigned lock_attempts;
+        uint64_t lock_delay_usec;
+        uint64_t stale_lock_sec;
+} LocalSettings;
+
+int local_settings_load(const Config *c, LocalSettings *ret);
+void local_settings_done(LocalSettings *s);
+
+typedef struct LocalOutcome {
+        MailStatus status;
+        bool forward;                 /* status is MAIL_OK and text is a ~/.forward */
+        char dsn[8];
+        char text[512];
+        char *forward_text;           /* owned */
+} LocalOutcome;
+
+void local_outcome_done(LocalOutcome *o);
+
+/* Checks a request's fields; fills *ret and returns -EINVAL when one is missing or malformed. */
+int local_request_check(const LocalRequest *req, LocalOutcome *ret);
+
+int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalOutcome *ret);
+
+/* True for names that may become a file name in the spool directory: not empty, no "/", no
+ * leading ".", no control characters, not too long. */
+bool local_user_name_valid(const char *name);

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "services/local/mailbox.h"
+
+#define LOCK_CONTENT_MAX 256
+
+static void outcome(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...)
+        _printf_(4, 5);
+static void outcome(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) {
+        va_list ap;
+
+        ret->status = st;
+        snprintf(ret->dsn, sizeof ret->dsn, "%s", dsn);
+        va_start(ap, fmt);
+        vsnprintf(ret->text, sizeof ret->text, fmt, ap);
+        va_end(ap);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* Waiting for a lock: short sleeps first (a delivery holds a lock for milliseconds), growing to
+ * lock_delay, until attempts * lock_delay has passed. */
+typedef struct Backoff {
+        uint64_t deadline;
+        uint64_t step;
+        uint64_t max_step;
+} Backoff;
+
+static void backoff_init(Backoff *b, const MailboxOptions *o) {
+        uint64_t total = (uint64_t) o->lock_attempts * o->lock_delay_usec;
+        b->deadline = now_usec() + total;
+        b->step = 10000;
+        b->max_step = o->lock_delay_usec > 0 ? o->lock_delay_usec : 10000;
+}
+
+/* Sleeps one step; false when the time is up. */
+static bool backoff_wait(Backoff *b) {
+        uint64_t now = now_usec();
+        if (now >= b->deadline)
+                return false;
+        uint64_t s = b->step < b->deadline - now ? b->step : b->deadline - now;
+        struct timespec ts = { .tv_sec = (time_t) (s / 1000000u), .tv_nsec = (long) (s % 1000000u) * 1000 };
+        (void) nanosleep(&ts, NULL);
+        b->step = b->step * 2 < b->max_step ? b->step * 2 : b->max_step;
+        return true;
+}
+
+/* ---- safe open ---- */
+
+static const char *unsafe_reason(const struct stat *st, const MailboxOptions *o) {
+        if (S_ISLNK(st->st_mode))
+                return "is a symbolic link";
+        if (S_ISDIR(st->st_mode))
+                return "is a directory";
+        if (!S_ISREG(st->st_mode))
+                return "is not a regular file";
+        if (st->st_nlink != 1)
+                return "has more than one hard link";
+        if (o->check_owner && st->st_uid != o->owner)
+                return "has the wrong owner";
+        return NULL;
+}
+
+/* Opens dir_fd/name for appending. Returns the fd, or a negative errno; *ret_why is set when the
+ * file exists but must not be written (-EPERM then). */
+static int safe_open(int dir_fd, const char *name, const MailboxOptions *o, bool create, const char **ret_why) {
+        for (unsigned tries = 0; tries < 3; tries++) {
+                struct stat before, after;
+                const char *why;
+
+                if (fstatat(dir_fd, name, &before, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT || !create)
+                                return negative_errno();
+                        /* O_EXCL with O_CREAT never follows a symlink, not even a dangling one. */
+                        _cleanup_close_ int fd = openat(dir_fd, name,
+                                                        O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                                        O_NOCTTY | O_CLOEXEC, 0600);
+                        if (fd < 0) {
+                                if (errno == EEXIST)
+                                        continue;
+                                return negative_errno();
+                        }
+                        if (fstat(fd, &after) < 0)
+                                return negative_errno();
+                        why = unsafe_reason(&after, o);
+                        if (why) {
+                                *ret_why = why;
+                                return -EPERM;
+                        }
+                        return TAKE_FD(fd);
+                }
+                why = unsafe_reason(&before, o);
+                if (why) {
+                        *ret_why = why;
+                        return -EPERM;
+                }
+                /* O_NONBLOCK: if the name was swapped for a FIFO after the lstat, the open must not
+                 * hang; the fstat below refuses it. */
+                _cleanup_close_ int fd = openat(dir_fd, name,
+                                                O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        if (errno == ELOOP) {
+                                *ret_why = "is a symbolic link";
+                                return -EPERM;
+                        }
+                        if (errno == ENXIO) {
+                                *ret_why = "is not a regular file";
+                                return -EPERM;
+                        }
+                        return negative_errno();
+                }
+                if (fstat(fd, &after) < 0)
+                        return negative_errno();
+                why = unsafe_reason(&after, o);
+                if (!why && (after.st_dev != before.st_dev || after.st_ino != before.st_ino))
+                        why = "was replaced while it was opened";
+                if (why) {
+                        *ret_why = why;
+                        return -EPERM;
+                }
+                int fl = fcntl(fd, F_GETFL);
+                if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                        return negative_errno();
+                return TAKE_FD(fd);
+        }
+        *ret_why = "keeps changing";
+        return -EPERM;
+}
+
+/* ---- fcntl and flock ---- */
+
+static int fcntl_lock_wait(int fd, const MailboxOptions *o) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        Backoff b;
+
+        backoff_init(&b, o);
+        for (;;) {
+                if (fcntl(fd, F_SETLK, &fl) == 0)
+                        return 0;
+                if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+                        return negative_errno();
+                if (!backoff_wait(&b))
+                        return -EWOULDBLOCK;
+        }
+}
+
+static int flock_wait(int fd, const MailboxOptions *o) {
+        Backoff b;
+
+        backoff_init(&b, o);
+        for (;;) {
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                        return 0;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return negative_errno();
+                if (!backoff_wait(&b))
+                        return -EWOULDBLOCK;
+        }
+}
+
+/* ---- dot-lock ---- */
+
+typedef struct LockInfo {
+        dev_t dev;
+        ino_t ino;
+        time_t mtime;
+        bool regular;
+        pid_t pid;
+        bool ours;                /* written by mta-local */
+        bool journal;             /* ... with the mailbox size before its write */
+        uint64_t j_dev, j_ino, j_size;
+        char content[LOCK_CONTENT_MAX];
+} LockInfo;
+
+/* 0 and the lock's details, -ENOENT when there is none. */
+static int lock_read(int dir_fd, const char *lockname, LockInfo *ret) {
+        LockInfo li = {};
+        struct stat st;
+
+        if (fstatat(dir_fd, lockname, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return negative_errno();
+        li.dev = st.st_dev;
+        li.ino = st.st_ino;
+        li.mtime = st.st_mtime;
+        li.regular = S_ISREG(st.st_mode);
+        if (li.regular) {
+                _cleanup_close_ int fd = openat(dir_fd, lockname,
+                                                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                if (fd >= 0) {
+                        ssize_t k = read(fd, li.content, sizeof li.content - 1);
+                        if (k > 0)
+                                li.content[k] = '\0';
+                }
+        }
+        /* liblockfile and mutt write the holder's pid as the first line; ours adds a second line. */
+        char *end;
+        long pid = strtol(li.content, &end, 10);
+        if (end != li.content && pid > 0 && pid <= INT32_MAX && (*end == '\n' || *end == '\0'))
+                li.pid = (pid_t) pid;
+        const char *second = strchr(li.content, '\n');
+        if (li.pid > 0 && second) {
+                uint64_t d, i, s;
+                if (strncmp(second + 1, "mta-local", 9) == 0 && (second[10] == '\n' || second[10] == ' ')) {
+                        li.ours = true;
+                        if (sscanf(second + 10, " %" SCNu64 " %" SCNu64 " %" SCNu64, &d, &i, &s) == 3) {
+                                li.journal = true;
+                                li.j_dev = d;
+                                li.j_ino = i;
+                                li.j_size = s;
+                        }
+                }
+        }
+        *ret = li;
+        return 0;
+}
+
+static bool lock_holder_alive(const LockInfo *li) {
+        if (li->pid <= 0)
+                return false;
+        return kill(li->pid, 0) == 0 || errno == EPERM;
+}
+
+/* A lock is stale when nothing holds it: one of ours whose process is gone (a killed delivery),
+ * or any lock older than stale_lock_sec whose holder, if it names one, is not alive. */
+static bool lock_stale(const LockInfo *li, const MailboxOptions *o) {
+        bool alive = lock_holder_alive(li);
+        if (li->ours && !alive)
+                return true;
+        return !alive && time(NULL) - li->mtime >= (time_t) o->stale_lock_sec;
+}
+
+static bool lock_same(const LockInfo *a, const LockInfo *b) {
+        return a->dev == b->dev && a->ino == b->ino && streq(a->content, b->content);
+}
+
+/* Removes a stale lock, first cutting the mailbox back if the lock says a delivery died while
+ * writing. All of it happens under the mailbox's fcntl lock and only while the lock file is still
+ * the one we judged: a concurrent delivery that broke it first and has begun to write holds the
+ * fcntl lock, so it can never lose what it writes to our late truncation. */
+static void lock_break(int dir_fd, const char *name, const char *lockname, const LockInfo *li,
+                       const MailboxOptions *o) {
+        _cleanup_close_ int fd = -EBADF;
+        const char *why = NULL;
+        LockInfo again;
+
+        fd = safe_open(dir_fd, name, o, false, &why);
+        if (fd >= 0 && fcntl_lock_wait(fd, o) < 0)
+                return;
+        if (lock_read(dir_fd, lockname, &again) < 0 || !lock_same(li, &again))
+                return;
+        if (fd >= 0 && li->journal) {
+                struct stat st;
+                if (fstat(fd, &st) == 0 && (uint64_t) st.st_dev == li->j_dev && (uint64_t) st.st_ino == li->j_ino &&
+                    (uint64_t) st.st_size > li->j_size) {
+                        if (ftruncate(fd, (off_t) li->j_size) == 0)
+                                (void) fsync(fd);
+                }
+        }
+        (void) unlinkat(dir_fd, lockname, 0);
+}
+
+typedef struct DotLock {
+        int fd;
+        dev_t dev;
+        ino_t ino;
+} DotLock;
+
+static int dotlock_acquire(int dir_fd, const char *name, const char *lockname, const MailboxOptions *o,
+                           DotLock *ret) {
+        unsigned breaks = 0;
+        Backoff b;
+
+        backoff_init(&b, o);
+        for (;;) {
+                _cleanup_close_ int fd = openat(dir_fd, lockname,
+                                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
+                                                0644);
+                if (fd >= 0) {
+                        char text[64];
+                        struct stat st;
+                        int n = snprintf(text, sizeof text, "%d\nmta-local\n", (int) getpid());
+                        if (write(fd, text, (size_t) n) != n || fstat(fd, &st) < 0) {
+                                int r = negative_errno();
+                                (void) unlinkat(dir_fd, lockname, 0);
+                                return r;
+                        }
+                        *ret = (DotLock) { .fd = TAKE_FD(fd), .dev = st.st_dev, .ino = st.st_ino };
+                        return 0;
+                }
+                if (errno != EEXIST)
+                        return negative_errno();
+
+                LockInfo li;
+                int r = lock_read(dir_fd, lockname, &li);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                if (lock_stale(&li, o) && breaks++ < 16) {
+                        lock_break(dir_fd, name, lockname, &li, o);
+                        continue;
+                }
+                if (!backoff_wait(&b))
+                        return -EWOULDBLOCK;
+        }
+}
+
+/* Records the mailbox size before the write, for the recovery in lock_break(). */
+static int dotlock_journal(DotLock *l, int mbox_fd, uint64_t size) {
+        struct stat st;
+        char text[128];
+
+        if (fstat(mbox_fd, &st) < 0)
+                return negative_errno();
+        int n = snprintf(text, sizeof text, "%d\nmta-local %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", (int) getpid(),
+                         (uint64_t) st.st_dev, (uint64_t) st.st_ino, size);
+        if (pwrite(l->fd, text, (size_t) n, 0) != n)
+                return errno > 0 ? -errno : -EIO;
+        return 0;
+}
+
+static void dotlock_release(int dir_fd, const char *lockname, DotLock *l) {
+        struct stat st;
+
+        if (l->fd < 0)
+                return;
+        /* Remove it only while it is still ours: a lock broken as stale meanwhile belongs to
+         * someone else now. */
+        if (fstatat(dir_fd, lockname, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+                (void) unlinkat(dir_fd, lockname, 0);
+        l->fd = safe_close(l->fd);
+}
+
+/* ---- the append ---- */
+
+static void write_error(MailboxOutcome *ret, int err, const char *what) {
+        /* As Postfix's mbox_dsn(): a full file system is temporary, a full quota or an oversized
+         * file is the recipient's mailbox being full and bounces. */
+        if (err == -EDQUOT || err == -EFBIG)
+                outcome(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: %s: %s", what, strerror(-err));
+        else if (err == -ENOSPC)
+                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what, strerror(-err));
+        else
+                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
+}
+
+int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int queue_fd,
+                   uint64_t offset, uint64_t size, const MboxEnvelope *env, MailboxOutcome *ret) {
+        char lockname[NAME_MAX + 1];
+        DotLock dl = { .fd = -EBADF };
+        _cleanup_close_ int fd = -EBADF;
+        const char *why = NULL;
+        uint64_t bytes = 0, written = 0;
+        struct stat st;
+        int r;
+
+        if (dir_fd < 0 || isempty(name) || strchr(name, '/') || !o || !env || !ret)
+                return -EINVAL;
+        if ((size_t) snprintf(lockname, sizeof lockname, "%s.lock", name) >= sizeof lockname)
+                return -ENAMETOOLONG;
+
+        if (o->dotlock) {
+                r = dotlock_acquire(dir_fd, name, lockname, o, &dl);
+                if (r == -EWOULDBLOCK) {
+                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s: lock file %s is held", name, lockname);
+                        return 0;
+                }
+                if (r < 0) {
+                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot create lock file %s: %s", lockname,
+                                strerror(-r));
+                        return 0;
+                }
+        }
+
+        fd = safe_open(dir_fd, name, o, true, &why);
+        if (fd < 0) {
+                if (why)
+                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "refusing to deliver: %s %s", name, why);
+                else
+                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s: %s", name, strerror(-fd));
+                goto finish;
+        }
+        if (o->fcntl_lock && (r = fcntl_lock_wait(fd, o)) < 0) {
+                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (fcntl): %s", name,
+                        r == -EWOULDBLOCK ? "held by another process" : strerror(-r));
+                goto finish;
+        }
+        if (o->flock_lock && (r = flock_wait(fd, o)) < 0) {
+                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (flock): %s", name,
+                        r == -EWOULDBLOCK ? "held by another process" : strerror(-r));
+                goto finish;
+        }
+        if (fstat(fd, &st) < 0) {
+                write_error(ret, negative_errno(), name);
+                goto finish;
+        }
+        uint64_t old_size = (uint64_t) st.st_size;
+
+        r = mbox_write_message(-1, queue_fd, offset, size, env, o->mbox_flags, &bytes);
+        if (r < 0) {
+                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read queue file: %s", strerror(-r));
+                goto finish;
+        }
+        if (o->size_limit > 0 && (old_size > o->size_limit || bytes > o->size_limit - old_size)) {
+                outcome(ret, MAIL_PERMFAIL, "5.2.2",
+                        "mailbox full: %s would grow to %" PRIu64 " bytes, above mailbox_size_limit %" PRIu64,
+                        name, old_size + bytes, o->size_limit);
+                goto finish;
+        }
+        if (dl.fd >= 0 && (r = dotlock_journal(&dl, fd, old_size)) < 0) {
+                write_error(ret, r, lockname);
+                goto finish;
+        }
+
+        r = mbox_write_message(fd, queue_fd, offset, size, env, o->mbox_flags, &written);
+        if (r >= 0 && written != bytes)
+                r = -EIO;    /* the queue file changed under us */
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                /* Never leave part of a message behind. */
+                if (ftruncate(fd, (off_t) old_size) == 0)
+                        (void) fsync(fd);
+                write_error(ret, r, name);
+                goto finish;
+        }
+        outcome(ret, MAIL_OK, "2.0.0", "delivered to %s (%" PRIu64 " bytes)", name, bytes);
+
+finish:
+        dotlock_release(dir_fd, lockname, &dl);
+        return 0;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Appending one message to an mbox file, safely, as the user who owns it (the caller has already
+ * dropped to that user). The file is opened without following a symbolic link and is checked
+ * before and after the open: a regular file, one link, the expected owner, the same inode that
+ * lstat saw. A missing file is created with O_EXCL and mode 0600.
+ *
+ * Locking is what Debian's mail readers expect: a dot-lock NAME.lock beside the mailbox (for
+ * mailboxes in the spool directory) and an fcntl lock on the file itself, each waited for with a
+ * bound. The dot-lock also serves as a journal: it holds our pid and the mailbox size before the
+ * write, so the next delivery that finds the lock left behind by a killed delivery cuts the
+ * mailbox back to that size before it writes: a crash never leaves a partial message for good.
+ *
+ * On any failure after the write began the file is truncated back to its old size. The outcome is
+ * a MailStatus with an enhanced status code and a text for the reply.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/resolve.h"
+#include "services/local/mbox.h"
+
+typedef struct MailboxOptions {
+        bool dotlock;                  /* NAME.lock in the same directory */
+        bool fcntl_lock;
+        bool flock_lock;
+        bool check_owner;              /* refuse a file not owned by owner */
+        uid_t owner;
+        uint64_t size_limit;           /* 0: none */
+        unsigned lock_attempts;        /* how often a held lock is waited for */
+        uint64_t lock_delay_usec;      /* between attempts */
+        uint64_t stale_lock_sec;       /* a dot-lock older than this, with no live holder, is stale */
+        unsigned mbox_flags;           /* MboxFlags */
+} MailboxOptions;
+
+typedef struct MailboxOutcome {
+        MailStatus status;
+        char dsn[8];
+        char text[512];
+} MailboxOutcome;
+
+/* Appends the message (content at queue_fd, offset, size) to dir_fd/name. Returns 0 with the
+ * outcome in *ret (also for failed deliveries), negative only for bad arguments. */
+int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int queue_fd,
+                   uint64_t offset, uint64_t size, const MboxEnvelope *env, MailboxOutcome *ret);

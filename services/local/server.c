@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "services/local/server.h"
+
+int local_server_check_peer(int fd, uid_t mail_owner) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return negative_errno();
+        if (cred.uid == 0 || cred.uid == geteuid() || cred.uid == mail_owner)
+                return 0;
+        return -EPERM;
+}
+
+static const char *status_word(const LocalOutcome *o) {
+        if (o->forward)
+                return "forward";
+        return o->status == MAIL_OK ? "ok" : o->status == MAIL_TEMPFAIL ? "tempfail" : "permfail";
+}
+
+static void log_outcome(const LocalRequest *req, const LocalOutcome *o, uint64_t size) {
+        const char *postfix_status = o->forward ? "sent" :
+                                     o->status == MAIL_OK ? "sent" : o->status == MAIL_TEMPFAIL ? "deferred" : "bounced";
+        char size_s[32];
+        snprintf(size_s, sizeof size_s, "%" PRIu64, size);
+        LogField f[] = {
+                { "MTA_QUEUE_ID", req->queue_id },
+                { "MTA_SENDER", req->sender },
+                { "MTA_RECIPIENT", req->recipient },
+                { "MTA_STATUS", postfix_status },
+                { "MTA_RELAY", "local" },
+                { "MTA_DSN", o->dsn },
+                { "MTA_SIZE", size_s },
+        };
+        log_event(o->status == MAIL_OK ? LOG_INFO : LOG_WARNING, f, ELEMENTSOF(f),
+                  "%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=%s (%s)", strempty(req->queue_id),
+                  strempty(req->recipient), strempty(req->original ? req->original : req->recipient), o->dsn,
+                  postfix_status, o->text);
+}
+
+/* Receives one datagram and at most one fd. 0 at EOF, 1 with a request, negative on error. A
+ * datagram that does not fit, or that brings anything but one fd, is answered as malformed. */
+static int receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_fd) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        ssize_t n;
+        int got = -EBADF, extra = 0;
+
+        do
+                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                int *fds = (int *) CMSG_DATA(c);
+                for (size_t i = 0; i < nfd; i++) {
+                        if (got < 0)
+                                got = fds[i];
+                        else {
+                                safe_close(fds[i]);
+                                extra++;
+                        }
+                }
+        }
+        if (n == 0 && got < 0)
+                return 0;
+        if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || extra > 0) {
+                safe_close(got);
+                got = -EBADF;
+                *ret_len = SIZE_MAX;
+        } else
+                *ret_len = (size_t) n;
+        *ret_fd = got;
+        return 1;
+}
+
+static int send_reply(int fd, const LocalOutcome *o) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX);
+        LocalReply rep = {
+                .status = status_word(o),
+                .dsn = o->dsn,
+                .text = o->text,
+                .forward = o->forward ? o->forward_text : NULL,
+        };
+        size_t len;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = local_reply_encode(&rep, buf, LOCAL_PROTO_MAX, &len);
+        if (r < 0) {
+                /* A ~/.forward too big for one datagram: defer rather than lose it. */
+                LocalReply t = { .status = "tempfail", .dsn = "4.3.0", .text = "reply too large" };
+                r = local_reply_encode(&t, buf, LOCAL_PROTO_MAX, &len);
+                if (r < 0)
+                        return r;
+        }
+        if (send(fd, buf, len, MSG_NOSIGNAL) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int local_server_run(int fd, const LocalSettings *s) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
+
+        if (!buf)
+                return log_oom();
+        for (;;) {
+                _cleanup_close_ int queue_fd = -EBADF;
+                LocalOutcome o = {};
+                LocalRequest req = {};
+                size_t len = 0;
+                int r;
+
+                r = receive(fd, buf, LOCAL_PROTO_MAX + 1, &len, &queue_fd);
+                if (r == 0)
+                        return 0;
+                if (r < 0)
+                        return log_error_errno(r, "Failed to receive a request: %m");
+
+                if (len > LOCAL_PROTO_MAX || local_request_decode(buf, len, &req) < 0) {
+                        log_error("Malformed request from the queue runner.");
+                        o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.5", .text = "malformed request" };
+                } else if (queue_fd < 0) {
+                        log_error("Request without a queue file.");
+                        o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.5",
+                                             .text = "request without a queue file" };
+                } else {
+                        r = local_deliver(s, &req, queue_fd, &o);
+                        if (r < 0) {
+                                o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.0" };
+                                snprintf(o.text, sizeof o.text, "local delivery failed: %s", strerror(-r));
+                        }
+                        log_outcome(&req, &o, req.size);
+                }
+                r = send_reply(fd, &o);
+                local_outcome_done(&o);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to send a reply: %m");
+        }
+}
