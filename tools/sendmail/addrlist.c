@@ -82,7 +82,7 @@ static int mailbox_finish(Mailbox *mb, char ***list) {
 
 int addrlist_parse(const char *text, char ***list) {
         size_t len = strlen(text);
-        _cleanup_free_ char *plain = malloc(len + 3), *angle = malloc(len + 3);
+        _cleanup_free_ char *plain = malloc(len + 1), *angle = malloc(len + 1);
         _cleanup_strv_free_ char **found = NULL;
         Mailbox mb = {};
         int r;
@@ -122,16 +122,19 @@ int addrlist_parse(const char *text, char ***list) {
                                         mailbox_put(&mb, *p++);
                                 mailbox_put(&mb, *p);
                         }
-                        mailbox_put(&mb, '"');
-                        if (!*p)
+                        /* An unclosed quote stays unclosed: addrlist_address_valid() refuses it. */
+                        if (*p)
+                                mailbox_put(&mb, '"');
+                        else
                                 p--;
                         break;
                 case '[':
                         for (; *p && *p != ']'; p++)
                                 if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
                                         mailbox_put(&mb, *p);
-                        mailbox_put(&mb, ']');
-                        if (!*p)
+                        if (*p)
+                                mailbox_put(&mb, ']');
+                        else
                                 p--;
                         break;
                 case '\\':

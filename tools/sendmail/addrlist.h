@@ -6,8 +6,10 @@
  * command line (RFC 5322 section 3.4, with the obsolete forms still seen in the wild): "addr",
  * "Name <addr>", "addr (comment)", groups "name: a, b;", "undisclosed-recipients:;". Only the
  * addresses are kept: comments and display names are dropped, quoted local parts stay quoted, a
- * source route "@a,@b:" is stripped. Parsing is lenient, as Postfix's is: an unclosed quote,
- * comment or angle bracket ends at the end of the text. Whether an address is acceptable is a
+ * source route "@a,@b:" is stripped. Parsing is lenient, as Postfix's is: an unclosed comment or
+ * angle bracket ends at the end of the text (an unclosed quote is kept, so that the address is
+ * then refused as invalid), and words separated by white space alone ("a@x b@y", as old mail
+ * programs wrote) are separate addresses. Whether an address is acceptable is a
  * separate question, answered by addrlist_address_valid().
  *
  * Functions return 0 or -ENOMEM (addrlist_parse() may then have appended part of the list).

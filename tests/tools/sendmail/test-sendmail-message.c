@@ -48,6 +48,8 @@ static void test_addrlist(void) {
         LIST("<>, c@z", "c@z");
         LIST("Joe\\, Q <q@x>", "q@x");
         LIST("a@x b@y", "a@x", "b@y");
+        LIST("\"unclosed@x", "\"unclosed@x");
+        LIST("a@[192.0.2.1", "a@[192.0.2.1");
         LIST("first . last @ x.test", "first.last@x.test");
         LIST("\"a b\"@x c@y", "\"a b\"@x", "c@y");
 
