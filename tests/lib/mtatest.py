@@ -355,3 +355,82 @@ def write_queue_file(path, sender, recipients, content, qid=None, **kw):
         f.flush()
         os.fsync(f.fileno())
     return offset, size, qid
+
+
+class QueueFormatError(Exception):
+    pass
+
+
+def parse_queue_bytes(data):
+    """Parses a whole version-1 queue file strictly, as common/queue.c does.
+
+    Returns a dict: id, arrival, next_attempt, attempts, sender, client, helo, protocol, user,
+    esmtp (None when absent; bytes values decoded as UTF-8 with surrogateescape), recipients
+    [(status, address)], content (bytes). Raises QueueFormatError for anything malformed."""
+    if not data.startswith(b"MTAQ1\n"):
+        raise QueueFormatError("bad magic")
+    pos = 6
+    out = {"recipients": []}
+    single = {"I": "id", "T": "arrival", "W": "schedule", "S": "sender", "C": "client", "H": "helo",
+              "P": "protocol", "U": "user", "E": "esmtp", "M": "content"}
+    seen_z = False
+    while pos < len(data):
+        if seen_z:
+            raise QueueFormatError("data after Z")
+        letter = chr(data[pos])
+        colon = data.find(b":", pos + 1, pos + 23)
+        if colon < 0:
+            raise QueueFormatError("no length at %d" % pos)
+        digits = data[pos + 1:colon]
+        if not digits.isdigit() or (letter != "M" and len(digits) > 1 and digits[:1] == b"0"):
+            raise QueueFormatError("bad length at %d" % pos)
+        if letter == "M" and len(digits) != 20:
+            raise QueueFormatError("M length not 20 digits")
+        n = int(digits)
+        start = colon + 1
+        end = start + n
+        if end >= len(data) or data[end:end + 1] != b"\n":
+            raise QueueFormatError("record at %d not terminated" % pos)
+        value = data[start:end]
+        pos = end + 1
+        if letter == "Z":
+            if n != 0:
+                raise QueueFormatError("Z with data")
+            seen_z = True
+        elif letter == "R":
+            if n < 2 or value[:1] not in (b"P", b"D", b"B"):
+                raise QueueFormatError("bad recipient")
+            out["recipients"].append((value[:1].decode(), value[1:].decode("utf-8", "surrogateescape")))
+        elif letter in single:
+            key = single[letter]
+            if key in out:
+                raise QueueFormatError("duplicate %s" % letter)
+            out[key] = value if letter == "M" else value.decode("utf-8", "surrogateescape")
+        else:
+            raise QueueFormatError("unknown record %r" % letter)
+    if not seen_z:
+        raise QueueFormatError("no Z record")
+    for k in ("id", "arrival", "schedule", "sender", "content"):
+        if k not in out:
+            raise QueueFormatError("missing %s" % k)
+    if not out["recipients"]:
+        raise QueueFormatError("no recipients")
+    sched = out.pop("schedule")
+    out["next_attempt"], out["attempts"] = int(sched[:20]), int(sched[21:])
+    out["arrival"] = int(out["arrival"])
+    for k in ("client", "helo", "protocol", "user", "esmtp"):
+        out.setdefault(k, None)
+    return out
+
+
+def read_queue_file(path):
+    with open(path, "rb") as f:
+        return parse_queue_bytes(f.read())
+
+
+def queued_messages(spool, sub="new"):
+    """{id: parsed queue file} for every file in spool/sub."""
+    d = os.path.join(spool, sub)
+    if not os.path.isdir(d):
+        return {}
+    return {name: read_queue_file(os.path.join(d, name)) for name in sorted(os.listdir(d))}
