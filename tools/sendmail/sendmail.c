@@ -15,6 +15,8 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/mailq.h"
+#include "common/privs.h"
 #include "common/queue.h"
 #include "common/strv.h"
 #include "tools/sendmail/addrlist.h"
@@ -343,6 +345,31 @@ static int newaliases(const SendmailArgs *args, const Context *c) {
         return status;
 }
 
+static int mailq(const Context *c) {
+        const char *queue_dir = strempty(config_get(c->config, "queue_directory"));
+        int r;
+
+        /* The queue holds client data and belongs to mail_owner: read it as mail_owner. */
+        r = privs_drop_if_root(c->mail_owner);
+        if (r < 0) {
+                log_error_errno(r, "Cannot switch to mail_owner %s: %m", c->mail_owner);
+                return r == -ESRCH ? EX_CONFIG : EX_OSERR;
+        }
+        r = mailq_print(stdout, queue_dir);
+        if (fflush(stdout) != 0 && r >= 0)
+                r = -EIO;
+        if (r == -EACCES || r == -EPERM) {
+                log_error_errno(r, "Cannot read the queue %s: %m (only root and %s may list it)",
+                                queue_dir, c->mail_owner);
+                return EX_NOPERM;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Cannot list the queue %s: %m", queue_dir);
+                return EX_IOERR;
+        }
+        return EX_OK;
+}
+
 static int smtp_session(const SendmailArgs *args, const Context *c) {
         const char *path = submit_socket_path();
         _cleanup_close_ int fd = -EBADF;
@@ -381,11 +408,8 @@ int sendmail_run(const SendmailArgs *args) {
         switch (args->mode) {
         case SENDMAIL_DELIVER:
                 return deliver(args, &c);
-        case SENDMAIL_MAILQ: {
-                char *argv[] = { (char *) "mtactl", (char *) "-c", (char *) c.config_dir,
-                                 (char *) "queue", NULL };
-                return run_tool("mtactl", argv, false);
-        }
+        case SENDMAIL_MAILQ:
+                return mailq(&c);
         case SENDMAIL_FLUSH: {
                 char *argv[] = { (char *) "mtactl", (char *) "-c", (char *) c.config_dir,
                                  (char *) "flush", NULL };

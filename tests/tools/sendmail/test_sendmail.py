@@ -374,7 +374,7 @@ class SocketTest(unittest.TestCase):
         self.assertEqual(q.get("U"), "mtatest-alice")
         self.assertEqual([a for _, a in q["R"]], ["mtatest-bob@mx.example.test"])
         h, body = split_message(q["M"])
-        self.assertIn("<mtatest-alice@mx.example.test>", h["from"][0])
+        self.assertIn("mtatest-alice@mx.example.test", h["from"][0])
         self.assertEqual(body, b"hi\n")
 
     def test_user_cannot_forge_root(self):
