@@ -85,6 +85,35 @@ static void check_unknown(Check *k) {
         }
 }
 
+/* Parameters mta accepts but does not act on, where ignoring a setting changes what happens to mail
+ * or its protection: an administrator who sets one must hear that it is ignored. Purely
+ * informational ones (directories, compatibility_level, TLS session caches) stay quiet. */
+static const char *const ignored_but_significant[] = {
+        "always_bcc", "body_checks", "canonical_maps", "content_filter", "header_checks", "luser_relay",
+        "masquerade_domains", "mime_header_checks", "non_smtpd_milters", "recipient_bcc_maps",
+        "recipient_canonical_maps", "relay_recipient_maps", "sender_bcc_maps", "sender_canonical_maps",
+        "sender_dependent_relayhost_maps", "smtp_enforce_tls", "smtp_generic_maps", "smtp_sasl_auth_enable",
+        "smtp_sasl_password_maps", "smtp_tls_policy_maps", "smtp_use_tls", "smtpd_client_restrictions",
+        "smtpd_data_restrictions", "smtpd_end_of_data_restrictions", "smtpd_enforce_tls",
+        "smtpd_helo_restrictions", "smtpd_milters", "smtpd_sasl_auth_enable", "smtpd_sender_restrictions",
+        "smtpd_tls_auth_only", "smtpd_tls_req_ccert", "smtpd_tls_wrappermode", "smtpd_use_tls", "soft_bounce",
+        "transport_maps", "virtual_mailbox_domains", "virtual_mailbox_maps",
+};
+
+static void check_ignored(Check *k) {
+        char w[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(ignored_but_significant); i++) {
+                const char *name = ignored_but_significant[i];
+                const char *v = config_get_raw(k->config, name);
+                const char *d = params_default(name);
+                if (!config_is_set(k->config, name) || !v || !d || streq(v, d))
+                        continue;
+                warning(k, "%s%s is accepted for compatibility but has no effect in mta", where(k, name, w, sizeof w),
+                        name);
+        }
+}
+
 static void check_types(Check *k) {
         char w[512];
 
@@ -477,6 +506,7 @@ int ctl_check(const Config *c, int argc, char **argv) {
                 warning(&k, "%s: %m; checking the defaults", config_path(c));
         check_unknown(&k);
         check_types(&k);
+        check_ignored(&k);
         check_hostname(&k);
         check_mynetworks(&k);
         check_relayhost(&k);

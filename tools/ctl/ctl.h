@@ -9,7 +9,7 @@
  * Messages go to stderr as "mtactl: ...".
  *
  * ctl-config.c: config (postconf), ctl-check.c: check (postfix check), ctl-queue.c: queue, flush,
- * ctl-systemd.c: status and start/stop/reload/abort, mapped onto systemctl.
+ * status; ctl-systemd.c: start/stop/reload/abort, mapped onto systemctl.
  */
 
 #include "common/config.h"

@@ -21,8 +21,6 @@ static const Verb verbs[] = {
 #if CTL_HAVE_QUEUE
         { "queue",  ctl_queue,  NULL, "queue [delete|hold|release ID|ALL]    list or change the queue" },
         { "flush",  ctl_flush,  NULL, "flush                                 deliver queued mail now" },
-#endif
-#if CTL_HAVE_QUEUE && CTL_HAVE_SYSTEMD
         { "status", ctl_status, NULL, "status                                unit states and queue counts" },
 #endif
 #if CTL_HAVE_SYSTEMD

@@ -241,6 +241,30 @@ class CheckTest(unittest.TestCase):
                          f"did you mean 'mydestination'?\n"
                          f"mtactl: warning: {main_cf}:10: unknown parameter 'whatever_else'\n")
 
+    def test_ignored_settings(self):
+        r = self.check("smtpd_sasl_auth_enable = yes\nreadme_directory = /usr/share/doc/postfix\n"
+                       "compatibility_level = 3.6\nsmtpd_use_tls = no\n")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, f"mtactl: warning: {self.t.etc}/main.cf:8: smtpd_sasl_auth_enable is accepted "
+                                   f"for compatibility but has no effect in mta\n")
+
+    def test_debian_main_cf(self):
+        """The main.cf Debian 12 installs for Postfix (paths adapted) loads without unknown names."""
+        r = self.check("smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)\n"
+                       "biff = no\nappend_dot_mydomain = no\nreadme_directory = no\ncompatibility_level = 3.6\n"
+                       "smtpd_tls_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem\n"
+                       "smtpd_tls_key_file=/etc/ssl/private/ssl-cert-snakeoil.key\n"
+                       "smtpd_tls_security_level=none\nsmtp_tls_CApath=/etc/ssl/certs\n"
+                       "smtp_tls_security_level=may\n"
+                       "smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache\n"
+                       "smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated "
+                       "defer_unauth_destination\n"
+                       "mydestination = $myhostname, localhost.example.test, , localhost\nrelayhost =\n"
+                       "mynetworks = 127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128\n"
+                       "mailbox_size_limit = 0\nrecipient_delimiter = +\ninet_interfaces = all\n"
+                       "inet_protocols = all\n")
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+
     def test_broken_main_cf(self):
         self.t.main_cf("myhostname = x.example\nnot a parameter line\n")
         r = self.t.ctl("check")
