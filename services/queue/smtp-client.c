@@ -76,6 +76,7 @@ typedef struct Conn {
         char out[OUT_BUF];
         size_t out_len;
         bool broken;
+        unsigned rcv_timeout;
         char host[512];            /* "host[ip]" */
         char relay[600];           /* "host[ip]:port" */
         const char *destination;
@@ -96,6 +97,8 @@ static void conn_close(Conn *c) {
 }
 
 static void set_timeout(Conn *c, int optname, unsigned seconds) {
+        if (optname == SO_RCVTIMEO)
+                c->rcv_timeout = seconds > 0 ? seconds : 1;
         struct timeval tv = { .tv_sec = seconds > 0 ? seconds : 1 };
         (void) setsockopt(c->fd, SOL_SOCKET, optname, &tv, sizeof tv);
 }
@@ -135,11 +138,23 @@ static int conn_connect(Conn *c, const SmtpTarget *t) {
 static ssize_t conn_raw_read(Conn *c, void *buf, size_t n) {
         if (c->tls) {
                 ssize_t k;
-                do
+                for (;;) {
                         k = gnutls_record_recv(c->tls, buf, n);
-                while (k == GNUTLS_E_INTERRUPTED);
-                if (k == GNUTLS_E_AGAIN)
-                        return -ETIMEDOUT;
+                        if (k == GNUTLS_E_INTERRUPTED)
+                                continue;
+                        if (k != GNUTLS_E_AGAIN)
+                                break;
+                        /* GnuTLS also says "again" after a post-handshake message (a TLS 1.3 session
+                         * ticket) on a blocking socket: only a silent socket is a timeout. */
+                        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                        int r = poll(&p, 1, (int) c->rcv_timeout * 1000);
+                        if (r == 0)
+                                return -ETIMEDOUT;
+                        if (r < 0 && errno != EINTR)
+                                return negative_errno();
+                }
+                if (k < 0)
+                        log_debug("TLS read from %s: %s", c->host, gnutls_strerror((int) k));
                 if (k == GNUTLS_E_PREMATURE_TERMINATION)
                         return 0;
                 if (k < 0)
