@@ -515,8 +515,43 @@ static const char *find_close(const char *open) {
         return NULL;
 }
 
+/* Postfix 3 forms "{text}" and "{text1}:{text2}" after '?' or ':': the braces protect the text. On
+ * success *ret_t1 and *ret_t2 (NULL for the one-branch form) point into s, which is modified. */
+static bool split_branches(char *s, char **ret_t1, char **ret_t2) {
+        char *close, *p;
+
+        if (s[0] != '{')
+                return false;
+        close = (char *) find_close(s);
+        if (!close)
+                return false;
+        p = close + 1;
+        while (is_blank(*p))
+                p++;
+        if (!*p) {
+                *close = 0;
+                *ret_t1 = s + 1;
+                *ret_t2 = NULL;
+                return true;
+        }
+        if (*p != ':')
+                return false;
+        p++;
+        while (is_blank(*p))
+                p++;
+        char *close2 = *p == '{' ? (char *) find_close(p) : NULL;
+        if (!close2 || close2[1])
+                return false;
+        *close = 0;
+        *close2 = 0;
+        *ret_t1 = s + 1;
+        *ret_t2 = p + 1;
+        return true;
+}
+
 static int expand_braced(Expander *x, const char *inner, size_t len, Buf *out, bool *ret_ok) {
         _cleanup_free_ char *copy = strndup(inner, len);
+        char *text, *t1, *t2;
         size_t n;
         int r;
 
@@ -534,13 +569,24 @@ static int expand_braced(Expander *x, const char *inner, size_t len, Buf *out, b
         char op = copy[n];
         Buf val = {};
         copy[n] = 0;
+        text = copy + n + 1;
         r = expand_name(x, copy, &val);
         bool nonempty = val.n > 0;
         free(val.s);
         if (r < 0)
                 return r;
+        if (split_branches(text, &t1, &t2)) {
+                /* ${name?{a}:{b}}: a when name is not empty, else b. "${name:{a}:{b}}" is not a form. */
+                if (t2 && op != '?') {
+                        *ret_ok = false;
+                        return 0;
+                }
+                if ((op == '?') == nonempty)
+                        return expand_text(x, t1, out);
+                return t2 ? expand_text(x, t2, out) : 0;
+        }
         if ((op == '?') == nonempty)
-                return expand_text(x, copy + n + 1, out);
+                return expand_text(x, text, out);
         return 0;
 }
 

@@ -133,6 +133,8 @@ static void test_expand(void) {
                 "e = $undefined_thing|${undefined_thing}|\n"
                 "f = $ lonely $, ${not closed\n"
                 "g = ${a?{nested} $b}\n"
+                "h = ${a?{x}:{y}}|${empty?{x}:{y}}|${a:{x}}|${empty:{x, $a}}|${a?{}:{z}}|${a ? {x}}\n"
+                "i = ${a?{x} : {y}}|${empty?{$$a}:{${a}}}|${a:{x}:{y}}\n"
                 "loop1 = x $loop2\n"
                 "loop2 = y $loop1\n"
                 "self = $self z\n"
@@ -143,6 +145,8 @@ static void test_expand(void) {
         assert(streq(config_get(c, "e"), "||"));
         assert(streq(config_get(c, "f"), "$ lonely $, ${not closed"));
         assert(streq(config_get(c, "g"), "{nested} A-A-A"));
+        assert(streq(config_get(c, "h"), "x|y||x, A||${a ? {x}}"));
+        assert(streq(config_get(c, "i"), "x|A|${a:{x}:{y}}"));
         assert(streq(config_get(c, "loop1"), "x y "));
         assert(streq(config_get(c, "loop2"), "y x "));
         assert(streq(config_get(c, "self"), " z"));
