@@ -53,7 +53,7 @@ static int get_time(const Config *c, const char *name, uint64_t def, uint64_t *r
 int local_settings_load(const Config *c, LocalSettings *ret) {
         LocalSettings s = { .strict_ownership = true, .lock_fcntl = true, .lock_dotlock = true };
         _cleanup_strv_free_ char **locks = NULL;
-        uint64_t attempts = 20, delay = 1, v;
+        uint64_t attempts = 20, delay = 1;
         const char *raw;
         bool b;
         int r;
@@ -110,13 +110,16 @@ int local_settings_load(const Config *c, LocalSettings *ret) {
         raw = c ? config_get(c, "command_execution_directory") : NULL;
         if (!isempty(raw) && raw[0] == '/' && !(s.command_directory = strdup(raw)))
                 goto oom;
+        if (c && !isempty(config_get(c, "home_mailbox")))
+                log_warning("home_mailbox is not supported; delivering to %s.", s.spool_dir);
+        if (c && !isempty(config_get(c, "mailbox_command")))
+                log_warning("mailbox_command is not supported; delivering to %s.", s.spool_dir);
         /* forward_path needs the raw value: $home and $user are per delivery, not main.cf names. */
         raw = c ? config_get_raw(c, "forward_path") : "$home/.forward";
         if (!raw)
                 raw = "$home/.forward";
         if (!(s.forward_path = strdup(raw)))
                 goto oom;
-        (void) v;
         *ret = s;
         return 0;
 oom:

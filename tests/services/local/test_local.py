@@ -708,6 +708,63 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(r["s"], "tempfail", r)
         self.assertFalse(os.path.exists(self.mbox(CAROL)))
 
+    def test_root_mailbox(self):
+        # Root's own mailbox is written as root (and stays root's, 0600); see mta-local(8).
+        a = self.agent()
+        self.ok(self.deliver(a, "root", "Subject: for root\n\nx\n", flags="noforward"))
+        st = os.stat(self.mbox("root"))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600))
+        # ... through the same careful open: a root mailbox owned by alice is refused.
+        os.chown(self.mbox("root"), self.users[ALICE].pw_uid, -1)
+        r = self.deliver(a, "root", "Subject: again\n\nx\n", flags="noforward")
+        self.assertEqual((r["s"], r["d"]), ("tempfail", "4.2.0"), r)
+
+    def test_peer_must_be_trusted(self):
+        # A socket made by bob: mta-local must refuse to serve it (SO_PEERCRED).
+        pw = self.users[BOB]
+        ctl_ours, ctl_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        code = ("import socket,sys\n"
+                "c=socket.socket(fileno=int(sys.argv[1]))\n"
+                "x,y=socket.socketpair(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
+                "socket.send_fds(c,[b'x'],[x.fileno(),y.fileno()])\n")
+        subprocess.run(["/usr/bin/python3", "-c", code, str(ctl_theirs.fileno())], pass_fds=(ctl_theirs.fileno(),),
+                       user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], check=True, timeout=30)
+        _, (x, y), _, _ = socket.recv_fds(ctl_ours, 16, 2)
+        ours = socket.socket(fileno=x)
+
+        def preexec():
+            os.dup2(y, 3)
+            os.set_inheritable(3, True)
+
+        env = dict(os.environ, LISTEN_FDS="1")
+        p = subprocess.run(["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', mtatest.program("mta-local"),
+                            "-c", self.inst.etc], env=env, preexec_fn=preexec, close_fds=False,
+                           capture_output=True, timeout=30)
+        os.close(y)
+        self.assertEqual(p.returncode, 77, p)
+        self.assertIn(b"neither root nor mail_owner", p.stderr)
+        ours.close()
+        ctl_ours.close()
+        ctl_theirs.close()
+
+    def test_no_socket(self):
+        p = subprocess.run([mtatest.program("mta-local"), "-c", self.inst.etc], capture_output=True, timeout=30,
+                           env={k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")})
+        self.assertEqual(p.returncode, 2, p)
+        # A stream socket is not what we serve on.
+        s1, s2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def preexec():
+            os.dup2(s2.fileno(), 3)
+            os.set_inheritable(3, True)
+
+        p = subprocess.run(["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" "$@"', mtatest.program("mta-local"),
+                            "-c", self.inst.etc], env=dict(os.environ, LISTEN_FDS="1"), preexec_fn=preexec,
+                           close_fds=False, capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p)
+        s1.close()
+        s2.close()
+
 
 if __name__ == "__main__":
     mtatest.main()

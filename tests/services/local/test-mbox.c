@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+#undef NDEBUG
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "services/local/mbox.h"
+
+/* Writes content through the writer in pieces of `step` bytes (0: all at once) and returns what
+ * came out, so that the ">From " quoting is checked across every split point. */
+static char *run(const char *content, size_t len, unsigned flags, size_t step, size_t *ret_len) {
+        int fd = memfd_create("mbox", MFD_CLOEXEC);
+        MboxWriter *w = malloc(sizeof *w);
+        assert(fd >= 0 && w);
+        mbox_writer_init(w, fd, flags);
+        if (step == 0)
+                assert(mbox_writer_body(w, content, len) == 0);
+        else
+                for (size_t i = 0; i < len; i += step)
+                        assert(mbox_writer_body(w, content + i, len - i < step ? len - i : step) == 0);
+        assert(mbox_writer_finish(w) == 0);
+        off_t size = lseek(fd, 0, SEEK_END);
+        assert(size >= 0 && (uint64_t) size == w->bytes);
+        char *out = malloc((size_t) size + 1);
+        assert(out);
+        assert(pread(fd, out, (size_t) size, 0) == size);
+        out[size] = '\0';
+        *ret_len = (size_t) size;
+        close(fd);
+        free(w);
+        return out;
+}
+
+static void check(const char *in, const char *want, unsigned flags) {
+        size_t inlen = strlen(in), wantlen = strlen(want);
+        for (size_t step = 0; step <= inlen + 1; step++) {
+                size_t len;
+                char *out = run(in, inlen, flags, step, &len);
+                if (len != wantlen || memcmp(out, want, len) != 0) {
+                        fprintf(stderr, "step %zu: in=\"%s\"\nwant=\"%s\"\ngot =\"%s\"\n", step, in, want, out);
+                        abort();
+                }
+                free(out);
+        }
+}
+
+static void test_quoting(void) {
+        const unsigned q = MBOX_QUOTE_FROM | MBOX_BLANK_LINE;
+        check("", "\n", q);
+        check("a", "a\n\n", q);
+        check("From x\n", ">From x\n\n", q);
+        check("From ", ">From \n\n", q);
+        check("From", "From\n\n", q);
+        check("Fro", "Fro\n\n", q);
+        check("From\n", "From\n\n", q);
+        check("FromX\n", "FromX\n\n", q);
+        check(" From x\n", " From x\n\n", q);
+        check(">From x\n", ">From x\n\n", q);
+        check("x\nFrom y\nFrom z", "x\n>From y\n>From z\n\n", q);
+        check("x\nFrFrom y\n", "x\nFrFrom y\n\n", q);
+        check("\n\nFrom \n\n", "\n\n>From \n\n\n", q);
+        check("a From b\nFrom From c\n", "a From b\n>From From c\n\n", q);
+        check("From x\n", "From x\n", 0);
+        check("no newline", "no newline\n", 0);
+        check("", "", 0);
+}
+
+static void test_header(void) {
+        MboxEnvelope e = { .sender = "a b\r\n@x", .recipient = "r\n@y", .date = 0 };
+        MboxWriter *w = malloc(sizeof *w);
+        int fd = memfd_create("mbox", MFD_CLOEXEC);
+        char buf[512] = "";
+
+        assert(w && fd >= 0);
+        setenv("TZ", "UTC", 1);
+        mbox_writer_init(w, fd, MBOX_QUOTE_FROM | MBOX_BLANK_LINE);
+        assert(mbox_writer_header(w, &e) == 0);
+        assert(mbox_writer_body(w, "S: x\n\nbody\n", 11) == 0);
+        assert(mbox_writer_finish(w) == 0);
+        assert(pread(fd, buf, sizeof buf - 1, 0) > 0);
+        assert(streq(buf, "From a_b??@x Thu Jan  1 00:00:00 1970\n"
+                          "Return-Path: <a b??@x>\n"
+                          "Delivered-To: r?@y\n"
+                          "S: x\n\nbody\n\n"));
+
+        mbox_writer_init(w, -1, 0);
+        e = (MboxEnvelope) { .sender = "", .date = 0 };
+        assert(mbox_writer_header(w, &e) == 0);
+        assert(mbox_writer_finish(w) == 0);
+        assert(w->bytes == strlen("From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nReturn-Path: <>\n"));
+        close(fd);
+        free(w);
+}
+
+int main(void) {
+        test_quoting();
+        test_header();
+        printf("test-mbox: ok\n");
+        return 0;
+}
