@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,47 @@
 #include "common/privs.h"
 #include "tools/sendmail/enqueue.h"
 
+static int write_received(QueueWriter *w, const EnqueueRequest *req) {
+        _cleanup_free_ char *hdr = NULL;
+        time_t now = time(NULL);
+        char date[80];
+        struct tm tm;
+        int r;
+
+        if (!localtime_r(&now, &tm) || strftime(date, sizeof date, "%a, %e %b %Y %H:%M:%S %z (%Z)", &tm) == 0)
+                return -EINVAL;
+        if (req->recipients[0] && !req->recipients[1])
+                r = asprintf(&hdr, "Received: by %s (mta, from userid %u)\n\tid %s\n\tfor <%s>; %s\n",
+                             req->received_by, (unsigned) req->uid, queue_writer_id(w), req->recipients[0],
+                             date);
+        else
+                r = asprintf(&hdr, "Received: by %s (mta, from userid %u)\n\tid %s;\n\t%s\n",
+                             req->received_by, (unsigned) req->uid, queue_writer_id(w), date);
+        if (r < 0)
+                return -ENOMEM;
+        return queue_writer_write(w, hdr, strlen(hdr));
+}
+
+static void log_queued(const EnqueueRequest *req, const char *id, uint64_t size, size_t n_rcpt) {
+        char size_str[32], uid_str[32];
+
+        /* Only to the journal: on stderr this would be mailed back by cron for every job. */
+        if (access("/run/systemd/journal/socket", W_OK) < 0)
+                return;
+        snprintf(size_str, sizeof size_str, "%" PRIu64, size);
+        snprintf(uid_str, sizeof uid_str, "%u", (unsigned) req->uid);
+        LogField f[] = {
+                { "MTA_QUEUE_ID", id },
+                { "MTA_SENDER", req->info.sender },
+                { "MTA_SIZE", size_str },
+                { "MTA_CLIENT", "local" },
+        };
+        log_setup(NULL, LOG_TARGET_JOURNAL);
+        log_event(LOG_INFO, f, ELEMENTSOF(f), "%s: uid=%s from=<%s> size=%s nrcpt=%zu (queued directly)",
+                  id, uid_str, req->info.sender, size_str, n_rcpt);
+        log_setup(NULL, LOG_TARGET_STDERR);
+}
+
 static int enqueue_here(const EnqueueRequest *req, char id[static QUEUE_ID_MAX]) {
         _cleanup_(queue_writer_freep) QueueWriter *w = NULL;
         size_t n = 0;
@@ -26,6 +68,8 @@ static int enqueue_here(const EnqueueRequest *req, char id[static QUEUE_ID_MAX])
                 r = queue_writer_set_envelope(w, &req->info, (uint64_t) time(NULL));
         for (; r >= 0 && req->recipients[n]; n++)
                 r = queue_writer_add_recipient(w, req->recipients[n]);
+        if (r >= 0 && req->received_by)
+                r = write_received(w, req);
         if (r >= 0)
                 r = queue_writer_write(w, req->content, req->content_len);
         if (r >= 0)
@@ -35,6 +79,7 @@ static int enqueue_here(const EnqueueRequest *req, char id[static QUEUE_ID_MAX])
                 return r == -ENOMEM ? EX_OSERR : EX_TEMPFAIL;
         }
         snprintf(id, QUEUE_ID_MAX, "%s", queue_writer_id(w));
+        log_queued(req, id, queue_writer_size(w), n);
         if (req->verbose)
                 fprintf(stderr, "Queued as %s for %zu recipient(s).\n", id, n);
         return EX_OK;

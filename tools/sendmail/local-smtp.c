@@ -200,6 +200,8 @@ static int cmd_data(Session *t) {
                 .recipients = t->recipients,
                 .content = content,
                 .content_len = content_len,
+                .received_by = t->s->myhostname,
+                .uid = t->s->uid,
         }, id);
         session_reset(t);
         if (r != EX_OK)

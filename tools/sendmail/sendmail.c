@@ -178,6 +178,8 @@ static int enqueue(const Context *c, const char *sender, char **recipients, cons
                 .content = content,
                 .content_len = len,
                 .verbose = verbose > 0,
+                .received_by = c->myhostname,
+                .uid = c->uid,
         }, NULL);
 }
 

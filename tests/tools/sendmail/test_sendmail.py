@@ -101,6 +101,9 @@ class DirectTest(unittest.TestCase):
         self.assertEqual(len(h["date"]), 1)
         self.assertRegex(h["message-id"][0], r"^<[0-9A-F]{20}@mx\.example\.test>$")
         self.assertRegex(h["from"][0], r"<root@mx\.example\.test>$")
+        self.assertEqual(len(h["received"]), 1)
+        self.assertRegex(h["received"][0], r"^by mx\.example\.test \(mta, from userid 0\)\s+id " + q["I"])
+        self.assertTrue(q["M"].startswith(b"Received: "))
 
     def test_extract_adds_arguments(self):
         # Postfix: with -t, recipients on the command line are added to those in the headers.
