@@ -367,7 +367,7 @@ static void data_piece(SmtpSession *s, const char *p, size_t len, bool eol) {
 
 static int line_reserve(SmtpSession *s) {
         if (!s->line) {
-                s->line = malloc(s->settings->line_length_limit + 1);
+                s->line = malloc(s->settings->line_length_limit + 2);
                 if (!s->line)
                         return -ENOMEM;
         }
@@ -981,7 +981,8 @@ static size_t feed_command(SmtpSession *s, const char *d, size_t n) {
                         s->line_overflow = false;
                 return take;
         }
-        if (s->line_len + seg > limit) {
+        /* The limit counts the line without its CR LF; the CR gets one byte of slack. */
+        if (s->line_len + seg > limit + 1) {
                 s->count_all[VERB_UNKNOWN]++;
                 reply(s, "500 5.5.2 Error: line too long");
                 s->line_len = 0;
@@ -1003,6 +1004,12 @@ static size_t feed_command(SmtpSession *s, const char *d, size_t n) {
                 l--;
         s->line[l] = 0;
         s->line_len = 0;
+        if (l > limit) {
+                s->count_all[VERB_UNKNOWN]++;
+                s->progress++;
+                reply(s, "500 5.5.2 Error: line too long");
+                return take;
+        }
         execute(s, s->line, l);
         maybe_shutdown(s);
         return take;
