@@ -269,6 +269,24 @@ class DirectTest(unittest.TestCase):
         _, body = split_message(q["M"])
         self.assertEqual(body, b".dot\n")
 
+    def test_flush_delivers(self):
+        # sendmail -q runs "mtactl flush", which runs the queue itself without systemd.
+        for name in ("mtactl", "mta-queue", "mta-local"):
+            if not mtatest.have_program(name):
+                self.skipTest(f"{name} not built")
+        self.inst.write_main_cf("alias_maps =\nvirtual_alias_maps =\n")
+        p = self.sendmail("mtatest-alice", input="Subject: flushed\n\nhello alice\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(self.inst.queue_ids("new")), 1)
+        path = ":".join(os.path.dirname(mtatest.program(n)) for n in ("mtactl", "mta-queue", "mta-local"))
+        p = self.sendmail("-q", env={"PATH": path + ":" + os.environ.get("PATH", "")})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        msgs = self.inst.read_mbox("mtatest-alice")
+        self.assertEqual(len(msgs), 1, p.stderr)
+        self.assertEqual(msgs[0]["Subject"], "flushed")
+        self.assertEqual(msgs[0]["Return-Path"], "<root@mx.example.test>")
+        self.assertEqual(self.inst.queue_ids("new"), [])
+
     def test_invoked_as_newaliases_and_mailq(self):
         bindir = tempfile.mkdtemp(prefix="mtatest-bin-")
         self.addCleanup(shutil.rmtree, bindir, ignore_errors=True)
@@ -390,6 +408,23 @@ class SocketTest(unittest.TestCase):
                 q = read_queue_file(os.path.join(self.inst.spool, sub, qid))
                 self.assertNotEqual(q["S"], "root@mx.example.test")
         self.assertIn(b"I am root", self.dead_letter())
+
+    def test_recipient_limit_and_unknown_user(self):
+        # The receiver takes 2 recipients per transaction (452 4.5.3 for more): the rest go in
+        # further transactions. An unknown local user is refused: EX_NOUSER, the others get it.
+        self.inst.write_main_cf("smtpd_recipient_limit = 2\n")
+        self.start_submit_service()
+        rcpts = ["a@other.test", "b@other.test", "c@other.test", "nosuchuser", "e@other.test"]
+        p = self.as_alice(*rcpts, input="Subject: many\n\nbody\n")
+        self.assertEqual(p.returncode, EX_NOUSER, p.stderr)
+        self.assertIn(b"Recipient address <nosuchuser@mx.example.test> rejected: 550", p.stderr)
+        got = []
+        for qid in self.inst.queue_ids("new"):
+            q = read_queue_file(os.path.join(self.inst.spool, "new", qid))
+            self.assertLessEqual(len(q["R"]), 2)
+            got += [a for _, a in q["R"]]
+        self.assertEqual(sorted(got), ["a@other.test", "b@other.test", "c@other.test", "e@other.test"])
+        self.assertIn(b"Subject: many", self.dead_letter())
 
     def test_user_smtp_relay(self):
         self.start_submit_service()
