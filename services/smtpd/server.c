@@ -639,15 +639,16 @@ int server_run(Server *s) {
         r = queue_dirs_ensure(s->settings->queue_dir);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up queue directory %s: %m", s->settings->queue_dir);
-        r = committer_new(s->event, s->options.group_commit, commit_done, s, &s->committer);
-        if (r < 0)
-                return log_error_errno(r, "Cannot start the committer thread: %m");
-
+        /* Blocked before the committer thread exists, so that it inherits the mask and every signal
+         * reaches the event loop's signalfd. */
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
         sigaddset(&ss, SIGHUP);
         sigprocmask(SIG_BLOCK, &ss, NULL);
+        r = committer_new(s->event, s->options.group_commit, commit_done, s, &s->committer);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start the committer thread: %m");
         if ((r = sd_event_add_signal(s->event, &s->sigterm, SIGTERM, on_sigterm, s)) < 0 ||
             (r = sd_event_add_signal(s->event, &s->sigint, SIGINT, on_sigterm, s)) < 0 ||
             (r = sd_event_add_signal(s->event, &s->sighup, SIGHUP, on_sighup, s)) < 0)
