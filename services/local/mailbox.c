@@ -385,8 +385,8 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
                         return 0;
                 }
                 if (r < 0) {
-                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot create lock file %s: %s", lockname,
-                                strerror(-r));
+                        outcome(ret, MAIL_TEMPFAIL, r == -ENOSPC || r == -EDQUOT ? "4.3.0" : "4.2.0",
+                                "cannot create lock file %s: %s", lockname, strerror(-r));
                         return 0;
                 }
         }

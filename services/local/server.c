@@ -29,7 +29,8 @@ static const char *status_word(const LocalOutcome *o) {
 }
 
 static void log_outcome(const LocalRequest *req, const LocalOutcome *o, uint64_t size) {
-        const char *postfix_status = o->forward ? "sent" :
+        /* A ~/.forward is not a delivery: the runner logs what its targets become, so no status. */
+        const char *postfix_status = o->forward ? NULL :
                                      o->status == MAIL_OK ? "sent" : o->status == MAIL_TEMPFAIL ? "deferred" : "bounced";
         char size_s[32];
         snprintf(size_s, sizeof size_s, "%" PRIu64, size);
@@ -45,7 +46,7 @@ static void log_outcome(const LocalRequest *req, const LocalOutcome *o, uint64_t
         log_event(o->status == MAIL_OK ? LOG_INFO : LOG_WARNING, f, ELEMENTSOF(f),
                   "%s: to=<%s>, orig_to=<%s>, relay=local, dsn=%s, status=%s (%s)", strempty(req->queue_id),
                   strempty(req->recipient), strempty(req->original ? req->original : req->recipient), o->dsn,
-                  postfix_status, o->text);
+                  postfix_status ? postfix_status : "forward", o->text);
 }
 
 /* Receives one datagram and at most one fd. 0 at EOF, 1 with a request, negative on error. A

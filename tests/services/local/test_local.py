@@ -413,6 +413,20 @@ class LocalTest(unittest.TestCase):
         self.assertEqual((r["s"], r["d"]), ("tempfail", "4.3.0"), r)
         self.assertEqual(self.read_path(os.path.join(mnt, ALICE)), before)
         self.assertFalse(os.path.exists(os.path.join(mnt, ALICE + ".lock")))
+        # Completely full: not even the lock file fits.
+        filler = os.path.join(mnt, "filler")
+        ffd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(ffd, b"f" * 4096)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(ffd, b"f")
+        os.close(ffd)
+        r = self.deliver(a, ALICE, "Subject: no room\n\nx\n")
+        self.assertEqual((r["s"], r["d"]), ("tempfail", "4.3.0"), r)
+        self.assertEqual(self.read_path(os.path.join(mnt, ALICE)), before)
+        os.unlink(filler)
         self.ok(self.deliver(a, ALICE, "Subject: small again\n\nx\n"))
         box = mailbox.mbox(os.path.join(mnt, ALICE), create=False)
         self.assertEqual([m["Subject"] for m in box], ["small", "small again"])
