@@ -398,6 +398,61 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(normalise(data[len(good):]),
                          mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
 
+    def test_crash_journal(self):
+        """The dot-lock of a dead delivery says where the mailbox ended before it wrote."""
+        a = self.agent()
+        self.ok(self.deliver(a, ALICE, "Subject: first\n\nx\n"))
+        good = self.read(ALICE)
+        lock = self.mbox(ALICE) + ".lock"
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        st = os.stat(self.mbox(ALICE))
+        with open(self.mbox(ALICE), "ab") as f:
+            f.write(b"From partial Thu Jan  1 00:00:00 1970\nSubject: half a mess")
+        with open(lock, "w") as f:
+            f.write("%d\nmta-local %d %d %d\n" % (dead.pid, st.st_dev, st.st_ino, len(good)))
+        self.ok(self.deliver(a, ALICE, "Subject: second\n\nx\n"))
+        data = self.read(ALICE)
+        self.assertTrue(data.startswith(good))
+        self.assertNotIn(b"half a mess", data)
+        box = mailbox.mbox(self.mbox(ALICE), create=False)
+        self.assertEqual([m["Subject"] for m in box], ["first", "second"])
+        box.close()
+        # A journal for another inode (the mailbox was replaced meanwhile) cuts nothing.
+        size = os.path.getsize(self.mbox(ALICE))
+        with open(lock, "w") as f:
+            f.write("%d\nmta-local %d %d %d\n" % (dead.pid, st.st_dev, st.st_ino + 1, 10))
+        self.ok(self.deliver(a, ALICE, "Subject: third\n\nx\n"))
+        self.assertTrue(self.read(ALICE).startswith(data))
+        self.assertGreater(os.path.getsize(self.mbox(ALICE)), size)
+        # One of ours that died before it wrote anything: removed at once, nothing cut.
+        with open(lock, "w") as f:
+            f.write("%d\nmta-local\n" % dead.pid)
+        size = os.path.getsize(self.mbox(ALICE))
+        t = time.monotonic()
+        self.ok(self.deliver(a, ALICE, "Subject: fourth\n\nx\n"))
+        self.assertLess(time.monotonic() - t, 2)
+        self.assertGreater(os.path.getsize(self.mbox(ALICE)), size)
+        # A live holder's lock is never broken, whatever it says.
+        with open(lock, "w") as f:
+            f.write("%d\nmta-local %d %d %d\n" % (os.getpid(), st.st_dev, st.st_ino, 0))
+        old = time.time() - 3600
+        os.utime(lock, (old, old))
+        r = self.deliver(a, ALICE, "Subject: fifth\n\nx\n")
+        self.assertEqual((r["s"], r["d"]), ("tempfail", "4.2.0"), r)
+        self.assertGreater(os.path.getsize(self.mbox(ALICE)), size)
+        os.unlink(lock)
+
+    def test_fcntl_only(self):
+        self.config("mailbox_delivery_lock = fcntl\n")
+        a = self.agent()
+        self.ok(self.deliver(a, ALICE, "Subject: x\n\nx\n"))
+        # A dot-lock is neither made nor waited for.
+        with open(self.mbox(ALICE) + ".lock", "w") as f:
+            f.write("%d\n" % os.getpid())
+        self.ok(self.deliver(a, ALICE, "Subject: y\n\nx\n"))
+        self.assertEqual(len(mailbox.mbox(self.mbox(ALICE), create=False)), 2)
+
     def test_disk_full(self):
         mnt = self.inst.path("tmpfs")
         os.makedirs(mnt)
@@ -519,7 +574,7 @@ class LocalTest(unittest.TestCase):
         for name in ("../etc/passwd", "/etc/passwd", "a/b", ".hidden", "", "-x", "a\nb"):
             with self.subTest(name=name):
                 r = self.deliver(a, name, "Subject: x\n\nx\n", recipient="x@example.test")
-                self.assertEqual(r["s"], "permfail" if name else "permfail", r)
+                self.assertEqual((r["s"], r["d"]), ("permfail", "5.1.3"), r)
         r = self.deliver(a, "mtatest-nosuchuser", "Subject: x\n\nx\n")
         self.assertEqual((r["s"], r["d"]), ("permfail", "5.1.1"), r)
         self.assertEqual(sorted(os.listdir(self.inst.mail)), [])
