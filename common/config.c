@@ -363,7 +363,12 @@ int config_load(const char *dir, Config **ret, char **ret_error) {
         r = read_file(c->path, &buf, &size, ret_error);
         if (r < 0)
                 return r;
-        r = config_parse(c, buf, size, ret_error);
+        /* A byte order mark from a Windows editor would otherwise become part of the first name and
+         * silently turn that setting into an unknown parameter. */
+        if (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+                r = config_parse(c, buf + 3, size - 3, ret_error);
+        else
+                r = config_parse(c, buf, size, ret_error);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);

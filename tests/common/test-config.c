@@ -237,6 +237,9 @@ static void test_crlf_and_long(void) {
         assert(streq(config_get(d, "mail_name"), "m"));
         free(big);
 
+        _cleanup_(config_freep) Config *bom = load_ok("\xef\xbb\xbfmyhostname = bom.example\n");
+        assert(streq(config_get(bom, "myhostname"), "bom.example"));
+
         _cleanup_(config_freep) Config *e = load_ok("");
         assert(streq(config_get(e, "mail_name"), "mta"));
 
