@@ -486,6 +486,37 @@ class TestContainer(unittest.TestCase):
         r = c.run("systemctl", "is-enabled", *ALL_UNITS, check=False)
         self.assertEqual(r.stdout.split(), ["enabled"] * len(ALL_UNITS), r.stdout)
 
+    @diagnose
+    def test_10_reload_keeps_socket_and_process(self):
+        """systemctl reload re-reads main.cf in the running receiver, socket untouched."""
+        c = self.c
+        token = f"reloaded-{uuid.uuid4().hex[:8]}"
+        c.run("systemctl", "start", "mta-smtpd.service")
+        before = self.main_pid("mta-smtpd.service")
+        self.assertNotEqual(before, 0)
+        c.write("/etc/mta/main.cf", MAIN_CF + f"smtpd_banner = $myhostname ESMTP {token}\n")
+        c.run("systemctl", "reload", "mta-smtpd.service")
+        r = c.run("swaks", "--server", "127.0.0.1", "--port", "25", "--quit-after", "CONNECT",
+                  check=False)
+        self.assertIn(token, r.stdout, r.stdout + r.stderr)
+        self.assertEqual(self.main_pid("mta-smtpd.service"), before, "reload replaced the process")
+        c.write("/etc/mta/main.cf", MAIN_CF)
+        c.run("systemctl", "reload", "mta-smtpd.service", check=False)
+
+    @diagnose
+    def test_11_stop_socket_stops_everything(self):
+        """What `mtactl stop` and `mtactl start` do: systemctl stop/start mta.socket."""
+        c = self.c
+        c.run("systemctl", "stop", "mta.socket")
+        r = c.run("systemctl", "is-active", *ALL_UNITS, "mta-smtpd.service", check=False)
+        self.assertNotIn("active", r.stdout.split(), r.stdout)
+        c.run("systemctl", "start", "mta.socket")
+        r = c.run("systemctl", "is-active", *ALL_UNITS, check=False)
+        self.assertEqual(r.stdout.split(), ["active"] * len(ALL_UNITS), r.stdout)
+        token = f"e2e-after-stop-{uuid.uuid4().hex[:8]}"
+        self.swaks("alice@example.test", token)
+        self.wait_for_subjects("alice", [token])
+
 
 if __name__ == "__main__":
     mtatest.main()
