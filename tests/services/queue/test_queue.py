@@ -422,7 +422,9 @@ class RemoteTest(unittest.TestCase):
             enqueue(inst, "s@remote.test", ["bob@remote.test"], message(s))
         p = subprocess.Popen([mtatest.program("mta-queue"), "-c", inst.etc], stderr=subprocess.DEVNULL,
                              start_new_session=True)
-        time.sleep(0.5)
+        deadline = time.time() + 30
+        while len(peer.messages) < 3 and time.time() < deadline:
+            time.sleep(0.01)
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         before = len(peer.messages)
@@ -530,6 +532,13 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(pending_files(inst), [])
         self.assertEqual(self.ctl("queue").stdout.decode().strip(), "Mail queue is empty")
 
+    def test_status_counts(self):
+        enqueue(self.inst, "s@remote.test", ["bob@remote.test"], message("st1"))
+        enqueue(self.inst, "s@remote.test", ["bob@remote.test"], message("st2"), sub="hold")
+        r = self.ctl("status")
+        out = r.stdout.decode()
+        self.assertIn("new 1, deferred 0, hold 1, corrupt 0", out)
+
     def test_delete_all(self):
         for i in range(3):
             enqueue(self.inst, "s@remote.test", ["bob@remote.test"], message(f"del{i}"))
@@ -576,6 +585,24 @@ class LocalTest(unittest.TestCase):
         # The done/ records made sure nothing repeats on a rerun.
         runner(inst, "-f")
         self.assertEqual(len(inst.read_mbox("mtatest-alice")), 3)
+
+    def test_dot_forward(self):
+        inst = self.inst
+        carol = pwd.getpwnam("mtatest-carol")
+        fwd = os.path.join(carol.pw_dir, ".forward")
+        with open(fwd, "w") as f:
+            f.write("mtatest-bob, \\mtatest-carol\n")
+        os.chown(fwd, carol.pw_uid, carol.pw_gid)
+        os.chmod(fwd, 0o644)
+        try:
+            enqueue(inst, "s@remote.test", ["mtatest-carol@a.example.test"], message("forwarded"))
+            r = runner(inst)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(pending_files(inst), [], r.stderr)
+            self.assertEqual([m["Subject"] for m in inst.read_mbox("mtatest-bob")], ["forwarded"])
+            self.assertEqual([m["Subject"] for m in inst.read_mbox("mtatest-carol")], ["forwarded"])
+        finally:
+            os.unlink(fwd)
 
     def test_unknown_local_user_bounces_to_local_sender(self):
         inst = self.inst
