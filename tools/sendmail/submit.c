@@ -66,6 +66,8 @@ int submit_connect(const char *socket_path) {
         return TAKE_FD(fd);
 }
 
+#define IN_SET(x, a, b) ((x) == (a) || (x) == (b))
+
 static int conn_write(Conn *c, const char *data, size_t n) {
         while (n > 0) {
                 ssize_t k = send(c->fd, data, n, MSG_NOSIGNAL);
@@ -276,8 +278,10 @@ int submit_message(const SubmitRequest *req, size_t *ret_n_accepted) {
 
         fd = submit_connect(req->socket_path);
         if (fd < 0) {
-                log_error_errno(fd, "Cannot reach the mail submission service at %s: %m",
-                                req->socket_path);
+                log_error_errno(fd, "Cannot reach the mail submission service at %s: %m%s",
+                                req->socket_path,
+                                IN_SET(fd, -ENOENT, -ECONNREFUSED) ?
+                                " (is the mail system running? systemctl start mta.socket)" : "");
                 return EX_TEMPFAIL;
         }
         c.fd = fd;

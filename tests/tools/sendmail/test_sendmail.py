@@ -157,6 +157,12 @@ class DirectTest(unittest.TestCase):
         self.assertEqual(q["S"], "owner@lists.example.test")
         h, _ = split_message(q["M"])
         self.assertEqual(h["from"], ["List Robot <owner@lists.example.test>"])
+        # Without -F, the NAME environment variable gives the full name.
+        os.unlink(os.path.join(self.inst.spool, "new", self.inst.queue_ids("new")[0]))
+        p = self.sendmail("x@example.test", input="Subject: s\n\nb\n", env={"NAME": "J. Random"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        h, _ = split_message(self.only_queued()["M"])
+        self.assertEqual(h["from"], ['"J. Random" <root@mx.example.test>'])
         # -fADDR attached, <> for the null sender; an existing From: is kept.
         os.unlink(os.path.join(self.inst.spool, "new", self.inst.queue_ids("new")[0]))
         p = self.sendmail("-f<>", "x@example.test", input="From: Me <me@example.test>\n\nb\n")
