@@ -363,6 +363,43 @@ static void test_defaults(void) {
         assert(streq(config_dir_default(NULL), MTA_DEFAULT_CONFIG_DIR));
 }
 
+/* Random text made of the characters the parser and the expander care about: nothing may crash, leak
+ * or hang, whatever config_load() and config_get() make of it. */
+static void test_random(void) {
+        static const char alphabet[] = "ab_=$${}()?:# \t\r\n\n,";
+        uint32_t seed = 12345;
+
+        for (int iter = 0; iter < 3000; iter++) {
+                char text[256];
+                size_t len = (size_t) (iter % 200) + 1;
+                for (size_t i = 0; i < len; i++) {
+                        seed = seed * 1103515245u + 12345u;
+                        text[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+                }
+                text[len] = 0;
+                Config *c = NULL;
+                char *err = NULL;
+                write_cf(text, len);
+                int r = config_load(tmpdir, &c, &err);
+                assert((r == 0) == (c != NULL));
+                assert((r == 0) == (err == NULL));
+                free(err);
+                if (!c)
+                        continue;
+                char **names = NULL;
+                assert(config_set_names(c, &names) == 0);
+                for (char **n = names; *n; n++) {
+                        assert(config_get(c, *n));
+                        char *x = NULL;
+                        int q = config_expand(c, config_get_raw(c, *n), &x);
+                        assert(q == 0 || q == -E2BIG);
+                        free(x);
+                }
+                strv_free(names);
+                config_free(c);
+        }
+}
+
 int main(void) {
         assert(mkdtemp(tmpdir));
         test_parsers();
@@ -371,6 +408,7 @@ int main(void) {
         test_broken();
         test_crlf_and_long();
         test_defaults();
+        test_random();
         char path[256];
         snprintf(path, sizeof path, "%s/main.cf", tmpdir);
         (void) unlink(path);
