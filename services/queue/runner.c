@@ -831,8 +831,15 @@ static int process_message(Runner *r, QueueFile *f) {
                 goto out;
         k = finish(&p);
 out:
-        if (k < 0 && k == -ENOMEM)
+        if (k == -ENOMEM)
                 log_oom();
+        if (k < 0) {
+                /* Whatever went wrong, the message must not stay in new/: the path unit would start
+                 * us again at once, in a loop. It is tried again after the usual backoff. */
+                uint64_t next = (uint64_t) time(NULL) + runner_backoff(r->min_backoff, r->max_backoff, f->attempts);
+                if (queue_file_set_schedule(f, next, f->attempts + 1) >= 0 && queue_file_sync(f) >= 0)
+                        (void) queue_file_move(f, r->queue_dir, QUEUE_DEFERRED);
+        }
         pass_done(&p);
         return k;
 }

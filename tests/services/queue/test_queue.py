@@ -604,6 +604,36 @@ class LocalTest(unittest.TestCase):
         finally:
             os.unlink(fwd)
 
+    def test_unprivileged_runner_uses_local_socket(self):
+        """The systemd arrangement: the runner runs as mta and asks a socket-activated mta-local."""
+        inst = self.inst
+        sock = inst.path("local.sock")
+        act = subprocess.Popen(["systemd-socket-activate", "-l", sock, "--seqpacket", "--accept",
+                                mtatest.program("mta-local"), "-c", inst.etc],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.time() + 10
+            while not os.path.exists(sock) and time.time() < deadline:
+                time.sleep(0.05)
+            os.chmod(sock, 0o666)
+            enqueue(inst, "s@remote.test", ["alias1@a.example.test"], message("via-socket"))
+            r = inst.run("mta-queue", user="mta", env={"MTA_LOCAL_SOCKET": sock})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(pending_files(inst), [], r.stderr)
+            self.assertEqual([m["Subject"] for m in inst.read_mbox("mtatest-alice")], ["via-socket"])
+        finally:
+            os.killpg(act.pid, signal.SIGTERM)
+            act.wait()
+
+    def test_unprivileged_runner_without_socket_defers(self):
+        """Nothing listens: the runner starts mta-local itself, which cannot become another user."""
+        inst = self.inst
+        qid = enqueue(inst, "s@remote.test", ["mtatest-alice@a.example.test"], message("no-socket"))
+        r = inst.run("mta-queue", user="mta", env={"MTA_LOCAL_SOCKET": inst.path("nothing.sock")})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(inst.queue_ids("deferred"), [qid], r.stderr)
+        self.assertEqual(inst.read_mbox("mtatest-alice"), [])
+
     def test_unknown_local_user_bounces_to_local_sender(self):
         inst = self.inst
         enqueue(inst, "mtatest-bob@a.example.test", ["no-such-user@a.example.test"], message("unknown"))
