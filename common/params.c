@@ -216,8 +216,12 @@ const ParamInfo params_table[] = {
         /* Local delivery */
         S("mail_spool_directory", "/var/mail", "Directory of the mbox files, one per user."),
         Z("mailbox_size_limit", "51200000", "Largest mbox file, in bytes (0: no limit); must not be below message_size_limit."),
-        S("home_mailbox", "", "Mailbox relative to the home directory (ending in / for Maildir); empty: mail_spool_directory."),
-        S("mailbox_command", "", "Command that delivers to the mailbox instead of mta-local; empty: none."),
+        S("home_mailbox", "",
+          "Mailbox relative to the home directory; " NO_EFFECT " (mta-local delivers to mail_spool_directory "
+          "and logs a warning)."),
+        S("mailbox_command", "",
+          "Command that delivers to the mailbox; " NO_EFFECT " (mta-local delivers to mail_spool_directory "
+          "and logs a warning)."),
         L("forward_path", "$home/.forward", "Where .forward files are looked for ($home, $user expanded at delivery)."),
         L("allow_mail_to_commands", "alias, forward", "Sources allowed to deliver to |command: alias, forward, include."),
         L("allow_mail_to_files", "alias, forward", "Sources allowed to deliver to /file: alias, forward, include."),

@@ -89,7 +89,8 @@ static void check_unknown(Check *k) {
  * or its protection: an administrator who sets one must hear that it is ignored. Purely
  * informational ones (directories, compatibility_level, TLS session caches) stay quiet. */
 static const char *const ignored_but_significant[] = {
-        "always_bcc", "body_checks", "canonical_maps", "content_filter", "header_checks", "luser_relay",
+        "always_bcc", "body_checks", "canonical_maps", "content_filter", "header_checks", "home_mailbox",
+        "luser_relay", "mailbox_command",
         "masquerade_domains", "mime_header_checks", "non_smtpd_milters", "recipient_bcc_maps",
         "recipient_canonical_maps", "relay_recipient_maps", "sender_bcc_maps", "sender_canonical_maps",
         "sender_dependent_relayhost_maps", "smtp_enforce_tls", "smtp_generic_maps", "smtp_sasl_auth_enable",
