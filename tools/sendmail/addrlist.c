@@ -83,7 +83,6 @@ static int mailbox_finish(Mailbox *mb, char ***list) {
 int addrlist_parse(const char *text, char ***list) {
         size_t len = strlen(text);
         _cleanup_free_ char *plain = malloc(len + 1), *angle = malloc(len + 1);
-        _cleanup_strv_free_ char **found = NULL;
         Mailbox mb = {};
         int r;
 
@@ -164,7 +163,7 @@ int addrlist_parse(const char *text, char ***list) {
                                 mailbox_put(&mb, *p);   /* inside a source route "@a,@b:" */
                                 break;
                         }
-                        r = mailbox_finish(&mb, &found);
+                        r = mailbox_finish(&mb, list);
                         if (r < 0)
                                 return r;
                         break;
@@ -172,16 +171,7 @@ int addrlist_parse(const char *text, char ***list) {
                         mailbox_put(&mb, *p);
                 }
         }
-        r = mailbox_finish(&mb, &found);
-        if (r < 0)
-                return r;
-
-        for (char **s = found; s && *s; s++) {
-                r = strv_extend(list, *s);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return mailbox_finish(&mb, list);
 }
 
 bool addrlist_address_valid(const char *addr) {

@@ -78,7 +78,11 @@ int deadletter_save(const char *path, const char *sender, const char *content, s
                         return r;
                 i += n;
         }
-        r = write_all(fd, len > 0 && content[len - 1] != '\n' ? "\n\n" : "\n", len > 0 && content[len - 1] != '\n' ? 2 : 1);
+        /* The message ends with a newline, and a blank line separates it from the next one. */
+        if (len > 0 && content[len - 1] != '\n')
+                r = write_all(fd, "\n\n", 2);
+        else
+                r = write_all(fd, "\n", 1);
         if (r < 0)
                 return r;
         if (fsync(fd) < 0)

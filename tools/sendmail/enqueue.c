@@ -22,7 +22,8 @@ static int write_received(QueueWriter *w, const EnqueueRequest *req) {
         struct tm tm;
         int r;
 
-        if (!localtime_r(&now, &tm) || strftime(date, sizeof date, "%a, %e %b %Y %H:%M:%S %z (%Z)", &tm) == 0)
+        if (!localtime_r(&now, &tm) ||
+            strftime(date, sizeof date, "%a, %e %b %Y %H:%M:%S %z (%Z)", &tm) == 0)
                 return -EINVAL;
         if (req->recipients[0] && !req->recipients[1])
                 r = asprintf(&hdr, "Received: by %s (mta, from userid %u)\n\tid %s\n\tfor <%s>; %s\n",

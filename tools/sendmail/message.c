@@ -20,7 +20,7 @@ struct Message {
         char *raw;          /* normalized input */
         size_t raw_len;
         HeaderField *fields;
-        size_t n_fields;
+        size_t n_fields, n_allocated;
         size_t body_start;
         char *content;      /* after message_finish() */
         size_t content_len;
@@ -75,12 +75,13 @@ static int message_parse(Message *m) {
                         m->body_start = pos;
                         return 0;
                 }
-                if ((m->n_fields & (m->n_fields + 1)) == 0 || m->n_fields == 0) {
-                        /* Grow at 0, 1, 3, 7, ... fields: to 2, 4, 8, ... */
-                        HeaderField *f = reallocarray(m->fields, (m->n_fields + 1) * 2, sizeof *f);
+                if (m->n_fields == m->n_allocated) {
+                        size_t a = m->n_allocated ? m->n_allocated * 2 : 16;
+                        HeaderField *f = reallocarray(m->fields, a, sizeof *f);
                         if (!f)
                                 return -ENOMEM;
                         m->fields = f;
+                        m->n_allocated = a;
                 }
                 m->fields[m->n_fields++] = (HeaderField) {
                         .start = pos,

@@ -124,7 +124,8 @@ static void test_read(void) {
                          "Bcc: hidden@x\n  more@x\nReturn-Path: <r@x>\nTo: t@x\n\nbody\n", false);
         _cleanup_strv_free_ char **r = NULL;
         assert(message_extract_recipients(m3, &r) == 0);
-        assert(strv_length(r) == 3 && streq(r[0], "hidden@x") && streq(r[1], "more@x") && streq(r[2], "t@x"));
+        assert(strv_length(r) == 3);
+        assert(streq(r[0], "hidden@x") && streq(r[1], "more@x") && streq(r[2], "t@x"));
         c = finish(m3);
         assert(!strstr(c, "hidden"));
         assert(!strstr(c, "Return-Path"));
