@@ -17,6 +17,7 @@
 #include "common/map.h"
 #include "common/netlist.h"
 #include "common/params.h"
+#include "common/queue.h"
 #include "common/strv.h"
 #include "tools/ctl/ctl.h"
 
@@ -194,6 +195,39 @@ static void check_directory(Check *k, const char *param, const struct passwd *ow
                         (unsigned) (st.st_mode & 07777));
 }
 
+/* The queue's subdirectories are created on first use, so a missing one is fine; one that exists must
+ * belong to mail_owner and be writable by nobody else, or another user could plant or read mail. */
+static void check_queue_subdirs(Check *k, const struct passwd *owner) {
+        const char *queue = config_get(k->config, "queue_directory");
+
+        if (isempty(queue) || queue[0] != '/')
+                return;
+        for (QueueDir d = 0; d < _QUEUE_DIR_MAX; d++) {
+                _cleanup_free_ char *path = NULL;
+                struct stat st;
+
+                if (asprintf(&path, "%s/%s", queue, queue_dir_name(d)) < 0) {
+                        problem(k, "out of memory");
+                        return;
+                }
+                if (lstat(path, &st) < 0) {
+                        if (errno != ENOENT)
+                                problem(k, "%s: %m", path);
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode)) {
+                        problem(k, "%s: not a directory", path);
+                        continue;
+                }
+                if (st.st_mode & (S_IWGRP | S_IWOTH))
+                        problem(k, "%s: writable by group or others (mode %04o)", path,
+                                (unsigned) (st.st_mode & 07777));
+                if (owner && st.st_uid != owner->pw_uid)
+                        problem(k, "%s: owned by uid %u, not by mail_owner %s (uid %u)", path, (unsigned) st.st_uid,
+                                owner->pw_name, (unsigned) owner->pw_uid);
+        }
+}
+
 static void check_directories(Check *k) {
         const char *owner_name = config_get(k->config, "mail_owner");
         struct passwd *pw = NULL;
@@ -220,6 +254,7 @@ static void check_directories(Check *k) {
                 owner.pw_name = owner_copy;
         }
         check_directory(k, "queue_directory", pw && owner_copy ? &owner : NULL);
+        check_queue_subdirs(k, pw && owner_copy ? &owner : NULL);
         check_directory(k, "mail_spool_directory", NULL);
 
         const char *privs = config_get(k->config, "default_privs");

@@ -322,6 +322,24 @@ class CheckTest(unittest.TestCase):
         r = self.check()
         self.assertIn("(queue_directory): not a directory", r.stderr)
 
+    def test_queue_subdirs(self):
+        sub = os.path.join(self.t.spool, "deferred")
+        os.mkdir(sub, 0o700)
+        if mtatest.is_root():
+            mta = pwd.getpwnam("mta")
+            os.chown(sub, mta.pw_uid, mta.pw_gid)
+        self.assertEqual(self.check().returncode, 0)
+        os.chmod(sub, 0o777)
+        r = self.check()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{sub}: writable by group or others (mode 0777)", r.stderr)
+        if mtatest.is_root():
+            os.chmod(sub, 0o700)
+            os.chown(sub, 0, 0)
+            r = self.check()
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{sub}: owned by uid 0, not by mail_owner mta", r.stderr)
+
     @unittest.skipUnless(mtatest.is_root(), "needs root to chown")
     def test_queue_owner(self):
         os.chown(self.t.spool, 0, 0)
