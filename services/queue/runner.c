@@ -274,6 +274,19 @@ static int done_state(Pass *p, size_t rcpt, const char *key) {
         return 0;
 }
 
+/* Whether any recipient of this message already had this local delivery (an alias list and a
+ * direct recipient that name the same mailbox): the mailbox gets the message once, as with Postfix's
+ * duplicate elimination. */
+static bool done_for_any(Pass *p, const char *key) {
+        size_t kl = strlen(key);
+        for (char **i = p->done; i && *i; i++) {
+                const char *tab = strchr(*i, '\t');
+                if (tab && strlen(tab + 1) == kl && memcmp(tab + 1, key, kl) == 0)
+                        return true;
+        }
+        return false;
+}
+
 static int done_append(Pass *p, size_t rcpt, const char *key, bool bounced) {
         _cleanup_free_ char *line = NULL;
         int r;
@@ -454,7 +467,7 @@ static int deliver_local(Pass *p, size_t rcpt, const Delivery *d, const char *ke
                 return k;
         }
 
-        const char *address = d->kind == DELIVERY_MAILBOX ? d->address : d->target;
+        const char *address = d->address ? d->address : d->target;
         if (res.status == MAIL_OK)
                 record_success(p, rcpt, key);
         k = outcome_add(p, rcpt, res.status == MAIL_OK ? NULL : key, address ? address : d->address, res.status,
@@ -475,6 +488,8 @@ static int handle_delivery(Pass *p, size_t rcpt, const Delivery *d, unsigned dep
         case DELIVERY_MAILBOX:
         case DELIVERY_FILE:
         case DELIVERY_COMMAND:
+                if (done_for_any(p, key))
+                        return record_success(p, rcpt, key);
                 return deliver_local(p, rcpt, d, key, depth, chain);
         case DELIVERY_REMOTE: {
                 /* Identical remote deliveries in one pass go once. */
@@ -483,6 +498,9 @@ static int handle_delivery(Pass *p, size_t rcpt, const Delivery *d, unsigned dep
                                 return 0;
                 _cleanup_free_ char *local = NULL, *domain = NULL;
                 int k = address_split(d->address, &local, &domain);
+                /* Nothing that could end an SMTP command line may reach one. */
+                if (k >= 0 && string_has_cc(d->address))
+                        k = -EINVAL;
                 if (k < 0)
                         return outcome_add(p, rcpt, key, d->address, MAIL_PERMFAIL, "5.1.3", "none", NULL,
                                            "x-unix", NULL, "bad address syntax");
@@ -530,6 +548,12 @@ static int deliver_remote_group(Pass *p, size_t *idx, size_t n) {
                 k = route_resolve(dest, true, 25, r->myhostname, true, &targets, &n_targets, &err);
         if (k < 0)
                 return k;
+        if (n_targets > 0 && string_has_cc(f->sender)) {
+                route_targets_free(targets, n_targets);
+                n_targets = 0;
+                err = (RouteError) { .status = MAIL_PERMFAIL, .dsn = "5.1.7" };
+                snprintf(err.text, sizeof err.text, "bad sender address syntax");
+        }
         if (n_targets == 0) {
                 for (size_t i = 0; i < n && k >= 0; i++) {
                         RemoteItem *it = &p->remote[idx[i]];

@@ -586,6 +586,16 @@ class LocalTest(unittest.TestCase):
         runner(inst, "-f")
         self.assertEqual(len(inst.read_mbox("mtatest-alice")), 3)
 
+    def test_same_mailbox_twice_delivered_once(self):
+        inst = self.inst
+        enqueue(inst, "s@remote.test", ["alias1@a.example.test", "mtatest-alice@a.example.test",
+                                        "team@a.example.test"], message("dedup"))
+        r = runner(inst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(pending_files(inst), [], r.stderr)
+        self.assertEqual(len(inst.read_mbox("mtatest-alice")), 1)
+        self.assertEqual(len(inst.read_mbox("mtatest-bob")), 1)
+
     def test_dot_forward(self):
         inst = self.inst
         carol = pwd.getpwnam("mtatest-carol")
