@@ -415,6 +415,18 @@ class SocketTest(unittest.TestCase):
                 self.assertNotEqual(q["S"], "root@mx.example.test")
         self.assertIn(b"I am root", self.dead_letter())
 
+    def test_mailq_needs_privilege(self):
+        # The queue belongs to mail_owner (mode 0700): a user is told so, with EX_NOPERM.
+        p = self.inst.run("mta-sendmail", "x@example.test", input=b"Subject: s\n\nb\n",
+                          env={"HOME": self.home})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.inst.run("mta-sendmail", "-bp")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(self.inst.queue_ids("new")[0].encode(), p.stdout)
+        p = self.as_alice("-bp")
+        self.assertEqual(p.returncode, EX_NOPERM, p.stderr)
+        self.assertIn(b"Cannot read the queue", p.stderr)
+
     def test_recipient_limit_and_unknown_user(self):
         # The receiver takes 2 recipients per transaction (452 4.5.3 for more): the rest go in
         # further transactions. An unknown local user is refused: EX_NOUSER, the others get it.
