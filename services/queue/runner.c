@@ -33,6 +33,7 @@ struct Runner {
         const char *queue_dir;
         const char *myhostname;
         SmtpClientConfig smtp;
+        SmtpCache *cache;
         char *relay_host;
         bool relay_mx;
         unsigned relay_port;
@@ -191,6 +192,9 @@ int runner_new(const Config *c, LocalAgent *agent, const RunnerOptions *o, Runne
                         FAIL(k, "relayhost: cannot parse \"%s\"", relay);
         }
 
+        k = smtp_cache_new(&r->cache);
+        if (k < 0)
+                return k;
         k = resolver_new(c, &r->resolver);
         if (k < 0)
                 FAIL(k, "cannot set up address resolution: %s", strerror(-k));
@@ -202,6 +206,7 @@ int runner_new(const Config *c, LocalAgent *agent, const RunnerOptions *o, Runne
 Runner *runner_free(Runner *r) {
         if (!r)
                 return NULL;
+        smtp_cache_free(r->cache);
         resolver_free(r->resolver);
         local_agent_free(r->agent);
         free(r->relay_host);
@@ -578,7 +583,7 @@ static int deliver_remote_group(Pass *p, size_t *idx, size_t n) {
                 .userdata = f,
         };
         _cleanup_free_ char *relay = NULL;
-        k = smtp_deliver(&r->smtp, dest, targets, n_targets, &m, rc, n, &relay);
+        k = smtp_deliver(&r->smtp, r->cache, dest, targets, n_targets, &m, rc, n, &relay);
         route_targets_free(targets, n_targets);
         if (k < 0) {
                 free(rc);

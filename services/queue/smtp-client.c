@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -80,6 +81,7 @@ typedef struct Conn {
         char host[512];            /* "host[ip]" */
         char relay[600];           /* "host[ip]:port" */
         const char *destination;
+        char *destination_owned;
         const SmtpClientConfig *cfg;
 } Conn;
 
@@ -426,7 +428,6 @@ static int tls_start(Conn *c, const SmtpTarget *t) {
 typedef enum Step {
         STEP_NEXT_HOST,      /* failure before the transaction: try the next host */
         STEP_DONE,           /* recipients have their results */
-        STEP_RETRY_PLAIN,    /* TLS failed at level may: same host again without TLS */
 } Step;
 
 typedef struct DataState {
@@ -473,17 +474,22 @@ fail:
         return r;
 }
 
-static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const SmtpMessage *m,
-                        SmtpRecipient *rcpts, size_t n_rcpts, Failure *f) {
+typedef enum Open {
+        OPEN_OK,
+        OPEN_NEXT_HOST,      /* failure before the transaction: try the next host (f says why) */
+        OPEN_RETRY_PLAIN,    /* TLS failed at level may: same host again without TLS */
+        OPEN_FINAL,          /* every recipient fails with f (a mail loop) */
+} Open;
+
+/* Greeting, EHLO/HELO and STARTTLS. */
+static Open session_open(Conn *c, const SmtpTarget *t, bool allow_tls, Ehlo *ehlo, Failure *f) {
         const SmtpClientConfig *cfg = c->cfg;
         SmtpReply reply;
-        Ehlo ehlo = {};
-        Step step = STEP_NEXT_HOST;
-        bool *accepted = NULL;
-        size_t n_accepted = 0;
+        Open ret = OPEN_NEXT_HOST;
         int r;
 
         smtp_reply_init(&reply);
+        *ehlo = (Ehlo) {};
 
         r = conn_read_reply(c, cfg->helo_timeout, &reply);
         if (r < 0) {
@@ -492,9 +498,8 @@ static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const Smtp
         }
         if (smtp_reply_class(&reply) != 2) {
                 fail_from_reply(f, c, &reply, "the initial greeting");
-                /* Postfix words it "refused to talk to me"; the reply says why. */
                 snprintf(f->detail, sizeof f->detail, "host %s refused to talk to me: %s", c->host, f->reply);
-                goto quit;
+                goto out;
         }
         if (greets_as(&reply, cfg->helo_name))
                 goto loop;
@@ -506,11 +511,11 @@ static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const Smtp
                         goto out;
                 }
                 if (smtp_reply_class(&reply) == 2) {
-                        ehlo_parse(&reply, &ehlo);
+                        ehlo_parse(&reply, ehlo);
                 } else {
                         if (round > 0 || smtp_reply_class(&reply) != 5) {
                                 fail_from_reply(f, c, &reply, "EHLO");
-                                goto quit;
+                                goto out;
                         }
                         r = conn_command(c, cfg->helo_timeout, &reply, "HELO %s", cfg->helo_name);
                         if (r < 0) {
@@ -519,9 +524,9 @@ static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const Smtp
                         }
                         if (smtp_reply_class(&reply) != 2) {
                                 fail_from_reply(f, c, &reply, "HELO");
-                                goto quit;
+                                goto out;
                         }
-                        ehlo = (Ehlo) {};
+                        *ehlo = (Ehlo) {};
                 }
                 if (greets_as(&reply, cfg->helo_name))
                         goto loop;
@@ -530,11 +535,11 @@ static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const Smtp
 
                 if (cfg->tls == TLS_LEVEL_NONE || !allow_tls)
                         break;
-                if (!ehlo.starttls) {
+                if (!ehlo->starttls) {
                         if (cfg->tls == TLS_LEVEL_ENCRYPT) {
                                 fail_set(f, MAIL_TEMPFAIL, "4.7.5", NULL,
                                          "TLS is required, but was not offered by host %s", c->host);
-                                goto quit;
+                                goto out;
                         }
                         break;
                 }
@@ -549,7 +554,7 @@ static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const Smtp
                                 (void) smtp_reply_format(&reply, text, sizeof text);
                                 fail_set(f, MAIL_TEMPFAIL, "4.7.5", text,
                                          "TLS is required, but host %s refused to start TLS: %s", c->host, text);
-                                goto quit;
+                                goto out;
                         }
                         break;   /* plain text at level may */
                 }
@@ -564,51 +569,80 @@ static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const Smtp
                 if (r < 0) {
                         fail_set(f, MAIL_TEMPFAIL, "4.7.5", NULL, "TLS handshake with host %s failed", c->host);
                         if (cfg->tls == TLS_LEVEL_MAY)
-                                step = STEP_RETRY_PLAIN;
+                                ret = OPEN_RETRY_PLAIN;
+                        c->broken = true;
                         goto out;
                 }
         }
+        ret = OPEN_OK;
+        goto out;
+loop:
+        fail_set(f, MAIL_PERMFAIL, "5.4.6", NULL, "mail for %s loops back to myself", c->destination);
+        ret = OPEN_FINAL;
+out:
+        smtp_reply_done(&reply);
+        return ret;
+}
 
-        if (ehlo.size && ehlo.size_max > 0 && m->size > ehlo.size_max) {
+static void all_fail(SmtpRecipient *rcpts, size_t n, const bool *only, const Failure *f) {
+        for (size_t i = 0; i < n; i++)
+                if (!only || only[i])
+                        rcpt_set_failure(&rcpts[i], f);
+}
+
+/* MAIL, RCPT, DATA. Returns STEP_NEXT_HOST when the connection failed before MAIL FROM had an
+ * answer (nothing is decided yet), else STEP_DONE with every recipient's result filled in. */
+static Step session_transaction(Conn *c, const Ehlo *ehlo, const SmtpMessage *m, SmtpRecipient *rcpts,
+                                size_t n_rcpts, Failure *f) {
+        const SmtpClientConfig *cfg = c->cfg;
+        SmtpReply reply;
+        _cleanup_free_ bool *accepted = NULL;
+        size_t n_accepted = 0;
+        Step step = STEP_DONE;
+        int r;
+
+        smtp_reply_init(&reply);
+
+        if (ehlo->size && ehlo->size_max > 0 && m->size > ehlo->size_max) {
                 fail_set(f, MAIL_PERMFAIL, "5.3.4", NULL,
                          "message size %" PRIu64 " exceeds size limit %" PRIu64 " of server %s", m->size,
-                         ehlo.size_max, c->host);
-                step = STEP_DONE;
-                goto all_fail_quit;
+                         ehlo->size_max, c->host);
+                all_fail(rcpts, n_rcpts, NULL, f);
+                goto out;
         }
 
-        /* MAIL FROM with the parameters the server announced. */
-        {
-                char params[128] = "";
-                if (ehlo.size)
-                        snprintf(params, sizeof params, " SIZE=%" PRIu64, m->size);
-                if (m->eight_bit && ehlo.eight_bit)
-                        strncat(params, " BODY=8BITMIME", sizeof params - strlen(params) - 1);
-                r = conn_command(c, cfg->mail_timeout, &reply, "MAIL FROM:<%s>%s", m->sender, params);
-                if (r < 0) {
-                        fail_from_io(f, c, r, "sending MAIL FROM");
-                        goto out;
-                }
-                if (smtp_reply_class(&reply) != 2) {
-                        fail_from_reply(f, c, &reply, "MAIL FROM");
-                        step = STEP_DONE;
-                        goto all_fail_quit;
-                }
+        char params[128] = "";
+        if (ehlo->size)
+                snprintf(params, sizeof params, " SIZE=%" PRIu64, m->size);
+        if (m->eight_bit && ehlo->eight_bit)
+                strncat(params, " BODY=8BITMIME", sizeof params - strlen(params) - 1);
+        r = conn_command(c, cfg->mail_timeout, &reply, "MAIL FROM:<%s>%s", m->sender, params);
+        if (r < 0) {
+                fail_from_io(f, c, r, "sending MAIL FROM");
+                step = STEP_NEXT_HOST;
+                goto out;
+        }
+        if (smtp_reply_class(&reply) != 2) {
+                fail_from_reply(f, c, &reply, "MAIL FROM");
+                all_fail(rcpts, n_rcpts, NULL, f);
+                goto out;
         }
 
-        /* From here on the results are final for this attempt. */
-        step = STEP_DONE;
         accepted = calloc(n_rcpts, sizeof(bool));
         if (!accepted) {
                 fail_set(f, MAIL_TEMPFAIL, "4.3.0", NULL, "out of memory");
-                goto all_fail_quit;
+                all_fail(rcpts, n_rcpts, NULL, f);
+                c->broken = true;
+                goto out;
         }
         for (size_t i = 0; i < n_rcpts; i++) {
                 r = conn_command(c, cfg->rcpt_timeout, &reply, "RCPT TO:<%s>", rcpts[i].address);
                 if (r < 0) {
                         fail_from_io(f, c, r, "sending RCPT TO");
-                        free(accepted);
-                        goto all_fail;
+                        for (size_t j = 0; j < n_rcpts; j++)
+                                if (accepted[j] || j >= i)
+                                        rcpt_set_failure(&rcpts[j], f);
+                        goto out;
                 }
                 if (smtp_reply_class(&reply) == 2) {
                         accepted[i] = true;
@@ -619,113 +653,219 @@ static Step session_run(Conn *c, const SmtpTarget *t, bool allow_tls, const Smtp
                         rcpt_set_failure(&rcpts[i], &rf);
                 }
         }
-        if (n_accepted == 0) {
-                free(accepted);
-                goto quit;
-        }
+        if (n_accepted == 0)
+                goto out;
 
         r = conn_command(c, cfg->data_init_timeout, &reply, "DATA");
         if (r < 0) {
                 fail_from_io(f, c, r, "sending DATA command");
-                goto accepted_fail;
+                all_fail(rcpts, n_rcpts, accepted, f);
+                goto out;
         }
         if (smtp_reply_class(&reply) != 3) {
                 fail_from_reply(f, c, &reply, "DATA");
-                goto accepted_fail_quit;
+                all_fail(rcpts, n_rcpts, accepted, f);
+                goto out;
         }
 
-        {
-                DataState ds = { .c = c, .bol = true, .ended_lf = true };
-                set_timeout(c, SO_SNDTIMEO, cfg->data_xfer_timeout);
-                r = m->read_content(m->userdata, data_cb, &ds);
-                if (ds.error < 0 || (r < 0 && c->broken)) {
-                        fail_from_io(f, c, ds.error < 0 ? ds.error : r, "sending message body");
-                        goto accepted_fail;
-                }
-                if (r < 0) {
-                        /* Our own queue file failed: stop without ending the DATA, so nothing half is
-                         * delivered. */
-                        fail_set(f, MAIL_TEMPFAIL, "4.3.0", NULL, "cannot read queue file: %s", strerror(-r));
-                        c->broken = true;
-                        goto accepted_fail;
-                }
-                if (!ds.ended_lf)
-                        r = conn_write(c, "\r\n", 2);
-                if (r >= 0)
-                        r = conn_write(c, ".\r\n", 3);
-                if (r < 0) {
-                        fail_from_io(f, c, r, "sending message body");
-                        goto accepted_fail;
-                }
+        DataState ds = { .c = c, .bol = true, .ended_lf = true };
+        set_timeout(c, SO_SNDTIMEO, cfg->data_xfer_timeout);
+        r = m->read_content(m->userdata, data_cb, &ds);
+        if (ds.error < 0 || (r < 0 && c->broken)) {
+                fail_from_io(f, c, ds.error < 0 ? ds.error : r, "sending message body");
+                all_fail(rcpts, n_rcpts, accepted, f);
+                goto out;
+        }
+        if (r < 0) {
+                /* Our own queue file failed: stop without ending the DATA, so nothing half is
+                 * delivered. */
+                fail_set(f, MAIL_TEMPFAIL, "4.3.0", NULL, "cannot read queue file: %s", strerror(-r));
+                c->broken = true;
+                all_fail(rcpts, n_rcpts, accepted, f);
+                goto out;
+        }
+        if (!ds.ended_lf)
+                r = conn_write(c, "\r\n", 2);
+        if (r >= 0)
+                r = conn_write(c, ".\r\n", 3);
+        if (r < 0) {
+                fail_from_io(f, c, r, "sending message body");
+                all_fail(rcpts, n_rcpts, accepted, f);
+                goto out;
         }
         r = conn_read_reply(c, cfg->data_done_timeout, &reply);
         if (r < 0) {
                 fail_from_io(f, c, r, "sending end of data -- message may be sent more than once");
-                goto accepted_fail;
+                all_fail(rcpts, n_rcpts, accepted, f);
+                goto out;
         }
-        {
-                Failure ok;
-                if (smtp_reply_class(&reply) == 2) {
-                        char text[SMTP_REPLY_TEXT_MAX + 32];
-                        (void) smtp_reply_format(&reply, text, sizeof text);
-                        fail_set(&ok, MAIL_OK, reply.dsn[0] ? reply.dsn : "2.0.0", text, "%s", text);
-                } else
-                        fail_from_reply(&ok, c, &reply, "end of DATA");
-                for (size_t i = 0; i < n_rcpts; i++)
-                        if (accepted[i])
-                                rcpt_set_failure(&rcpts[i], &ok);
-        }
-        free(accepted);
-        goto quit;
-
-accepted_fail_quit:
-        for (size_t i = 0; i < n_rcpts; i++)
-                if (accepted[i])
-                        rcpt_set_failure(&rcpts[i], f);
-        free(accepted);
-        goto quit;
-accepted_fail:
-        for (size_t i = 0; i < n_rcpts; i++)
-                if (accepted[i])
-                        rcpt_set_failure(&rcpts[i], f);
-        free(accepted);
-        goto out;
-
-loop:
-        fail_set(f, MAIL_PERMFAIL, "5.4.6", NULL, "mail for %s loops back to myself", c->destination);
-        step = STEP_DONE;
-all_fail_quit:
-        for (size_t i = 0; i < n_rcpts; i++)
-                rcpt_set_failure(&rcpts[i], f);
-        goto quit;
-all_fail:
-        for (size_t i = 0; i < n_rcpts; i++)
-                if (rcpts[i].detail == NULL)
-                        rcpt_set_failure(&rcpts[i], f);
-        goto out;
-
-quit:
-        if (!c->broken) {
-                SmtpReply q;
-                smtp_reply_init(&q);
-                (void) conn_command(c, cfg->helo_timeout, &q, "QUIT");
-                smtp_reply_done(&q);
-                if (c->tls)
-                        (void) gnutls_bye(c->tls, GNUTLS_SHUT_WR);
-        }
+        Failure res;
+        if (smtp_reply_class(&reply) == 2) {
+                char text[SMTP_REPLY_TEXT_MAX + 32];
+                (void) smtp_reply_format(&reply, text, sizeof text);
+                fail_set(&res, MAIL_OK, reply.dsn[0] ? reply.dsn : "2.0.0", text, "%s", text);
+        } else
+                fail_from_reply(&res, c, &reply, "end of DATA");
+        all_fail(rcpts, n_rcpts, accepted, &res);
 out:
+        /* A server that says 421 is closing the connection. */
+        if (reply.code == 421)
+                c->broken = true;
         smtp_reply_done(&reply);
         return step;
 }
 
-int smtp_deliver(const SmtpClientConfig *cfg, const char *destination, const SmtpTarget *targets,
+static void session_quit(Conn *c) {
+        if (c->fd >= 0 && !c->broken) {
+                SmtpReply q;
+                smtp_reply_init(&q);
+                (void) conn_command(c, c->cfg->helo_timeout, &q, "QUIT");
+                smtp_reply_done(&q);
+                if (c->tls)
+                        (void) gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+        }
+        conn_close(c);
+}
+
+/* ---- the connection cache ---- */
+
+#define CACHE_MAX 8
+#define CACHE_TTL_SEC 300
+
+typedef struct CacheEntry {
+        char *destination;
+        Conn *conn;
+        Ehlo ehlo;
+        time_t since;
+} CacheEntry;
+
+struct SmtpCache {
+        CacheEntry e[CACHE_MAX];
+        const SmtpClientConfig *cfg;
+};
+
+int smtp_cache_new(SmtpCache **ret) {
+        SmtpCache *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+static void conn_free(Conn *c) {
+        if (!c)
+                return;
+        conn_close(c);
+        free(c->destination_owned);
+        free(c);
+}
+
+static void cache_drop(CacheEntry *e, bool quit) {
+        if (!e->conn)
+                return;
+        if (quit)
+                session_quit(e->conn);
+        conn_free(e->conn);
+        free(e->destination);
+        *e = (CacheEntry) {};
+}
+
+SmtpCache *smtp_cache_free(SmtpCache *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < CACHE_MAX; i++)
+                cache_drop(&c->e[i], true);
+        free(c);
+        return NULL;
+}
+
+static Conn *cache_take(SmtpCache *c, const char *destination, Ehlo *ret_ehlo) {
+        time_t now = time(NULL);
+        for (size_t i = 0; c && i < CACHE_MAX; i++) {
+                CacheEntry *e = &c->e[i];
+                if (!e->conn)
+                        continue;
+                if (now - e->since > CACHE_TTL_SEC) {
+                        cache_drop(e, true);
+                        continue;
+                }
+                if (!strcaseeq(e->destination, destination))
+                        continue;
+                Conn *conn = e->conn;
+                *ret_ehlo = e->ehlo;
+                free(e->destination);
+                *e = (CacheEntry) {};
+                return conn;
+        }
+        return NULL;
+}
+
+/* Keeps a connection after a transaction; returns false when it must be closed instead. */
+static bool cache_put(SmtpCache *c, const char *destination, Conn *conn, const Ehlo *ehlo, time_t since) {
+        if (!c || conn->broken || conn->fd < 0)
+                return false;
+        size_t slot = 0;
+        for (size_t i = 0; i < CACHE_MAX; i++)
+                if (!c->e[i].conn || c->e[i].since < c->e[slot].since) {
+                        slot = i;
+                        if (!c->e[i].conn)
+                                break;
+                }
+        cache_drop(&c->e[slot], true);
+        char *d = strdup(destination);
+        if (!d)
+                return false;
+        c->e[slot] = (CacheEntry) { .destination = d, .conn = conn, .ehlo = *ehlo, .since = since };
+        return true;
+}
+
+static Conn *conn_new(const SmtpClientConfig *cfg, const char *destination) {
+        Conn *c = calloc(1, sizeof *c);
+        if (!c)
+                return NULL;
+        c->fd = -EBADF;
+        c->cfg = cfg;
+        c->destination_owned = strdup(destination);
+        if (!c->destination_owned) {
+                free(c);
+                return NULL;
+        }
+        c->destination = c->destination_owned;
+        return c;
+}
+
+int smtp_deliver(const SmtpClientConfig *cfg, SmtpCache *cache, const char *destination, const SmtpTarget *targets,
                  size_t n_targets, const SmtpMessage *m, SmtpRecipient *rcpts, size_t n_rcpts, char **ret_relay) {
         Failure f;
-        Conn c = { .fd = -EBADF, .cfg = cfg, .destination = destination };
-        char last_relay[sizeof c.relay] = "none";
+        char last_relay[600] = "none";
         bool done = false;
+        Ehlo ehlo;
 
         fail_set(&f, MAIL_TEMPFAIL, "4.4.1", NULL, "no mail host for %s could be reached", destination);
+
+        /* A connection kept from an earlier message: RSET tells whether it still works. */
+        Conn *cc = cache_take(cache, destination, &ehlo);
+        if (cc) {
+                SmtpReply reply;
+                smtp_reply_init(&reply);
+                cc->broken = false;
+                int r = conn_command(cc, cfg->helo_timeout, &reply, "RSET");
+                Step s = STEP_NEXT_HOST;
+                if (r >= 0 && smtp_reply_class(&reply) == 2)
+                        s = session_transaction(cc, &ehlo, m, rcpts, n_rcpts, &f);
+                smtp_reply_done(&reply);
+                if (s == STEP_DONE) {
+                        snprintf(last_relay, sizeof last_relay, "%s", cc->relay);
+                        done = true;
+                        if (!cache_put(cache, destination, cc, &ehlo, time(NULL))) {
+                                session_quit(cc);
+                                conn_free(cc);
+                        }
+                } else {
+                        log_debug("Cached connection to %s is gone, connecting again.", cc->relay);
+                        conn_free(cc);
+                }
+        }
 
         for (size_t i = 0; i < n_targets && !done; i++) {
                 const SmtpTarget *t = &targets[i];
@@ -735,36 +875,54 @@ int smtp_deliver(const SmtpClientConfig *cfg, const char *destination, const Smt
 
                 if (smtp_target_address(t, ip, sizeof ip, &port) < 0)
                         continue;
-                snprintf(c.host, sizeof c.host, "%s[%s]", strempty(t->host), ip);
-                snprintf(c.relay, sizeof c.relay, "%s:%u", c.host, port);
-                memcpy(last_relay, c.relay, sizeof last_relay);
+                Conn *c = conn_new(cfg, destination);
+                if (!c)
+                        return -ENOMEM;
+                snprintf(c->host, sizeof c->host, "%s[%s]", strempty(t->host), ip);
+                snprintf(c->relay, sizeof c->relay, "%s:%u", c->host, port);
+                snprintf(last_relay, sizeof last_relay, "%s", c->relay);
 
-                for (int attempt = 0; attempt < 2; attempt++) {
-                        c.broken = false;
-                        int r = conn_connect(&c, t);
+                for (int attempt = 0; attempt < 2 && !done; attempt++) {
+                        c->broken = false;
+                        int r = conn_connect(c, t);
                         if (r < 0) {
-                                fail_set(&f, MAIL_TEMPFAIL, "4.4.1", NULL, "connect to %s:%u: %s", c.host, port,
+                                fail_set(&f, MAIL_TEMPFAIL, "4.4.1", NULL, "connect to %s:%u: %s", c->host, port,
                                          r == -ETIMEDOUT ? "Connection timed out" : strerror(-r));
                                 log_debug("%s", f.detail);
                                 break;
                         }
-                        Step s = session_run(&c, t, allow_tls, m, rcpts, n_rcpts, &f);
-                        conn_close(&c);
-                        if (s == STEP_DONE) {
+                        Open o = session_open(c, t, allow_tls, &ehlo, &f);
+                        if (o == OPEN_FINAL) {
+                                all_fail(rcpts, n_rcpts, NULL, &f);
+                                session_quit(c);
                                 done = true;
                                 break;
                         }
-                        if (s == STEP_RETRY_PLAIN) {
+                        if (o == OPEN_RETRY_PLAIN) {
+                                conn_close(c);
                                 allow_tls = false;
                                 continue;
                         }
+                        if (o == OPEN_NEXT_HOST) {
+                                session_quit(c);
+                                break;
+                        }
+                        time_t since = time(NULL);
+                        Step s = session_transaction(c, &ehlo, m, rcpts, n_rcpts, &f);
+                        if (s == STEP_DONE) {
+                                done = true;
+                                if (cache_put(cache, destination, c, &ehlo, since)) {
+                                        c = NULL;
+                                        break;
+                                }
+                        }
+                        session_quit(c);
                         break;
                 }
-                /* A 5xx greeting from the last host is final; otherwise the next host may help. */
+                conn_free(c);
         }
         if (!done)
-                for (size_t i = 0; i < n_rcpts; i++)
-                        rcpt_set_failure(&rcpts[i], &f);
+                all_fail(rcpts, n_rcpts, NULL, &f);
 
         if (ret_relay) {
                 char *s = strdup(last_relay);

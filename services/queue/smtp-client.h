@@ -75,11 +75,19 @@ typedef struct SmtpMessage {
         void *userdata;
 } SmtpMessage;
 
+/* Open connections kept between messages of one queue run (Postfix's connection cache): after a
+ * transaction the connection stays open for the next message to the same destination, which is
+ * probed with RSET first; at most 8 connections, each for at most 300 seconds. smtp_cache_free()
+ * ends them with QUIT. */
+typedef struct SmtpCache SmtpCache;
+int smtp_cache_new(SmtpCache **ret);
+SmtpCache *smtp_cache_free(SmtpCache *c);
+
 /* Runs the session for destination (the domain or relay host, for messages). *ret_relay (may be
  * NULL) gets "host[ip]:port" of the host that answered last, or "none". A server that greets us with
  * our own helo_name is a mail loop: its recipients bounce with 5.4.6. */
-int smtp_deliver(const SmtpClientConfig *cfg, const char *destination, const SmtpTarget *targets, size_t n_targets,
-                 const SmtpMessage *m, SmtpRecipient *rcpts, size_t n_rcpts, char **ret_relay);
+int smtp_deliver(const SmtpClientConfig *cfg, SmtpCache *cache, const char *destination,
+                 const SmtpTarget *targets, size_t n_targets, const SmtpMessage *m, SmtpRecipient *rcpts, size_t n_rcpts, char **ret_relay);
 
 /* Formats an address as "ip" ("::1" without brackets) and its port. */
 int smtp_target_address(const SmtpTarget *t, char *buf, size_t size, unsigned *ret_port);

@@ -110,8 +110,10 @@ class Peer:
 class RawPeer(threading.Thread):
     """A minimal SMTP server on a socket that can drop the connection in the middle of DATA."""
 
-    def __init__(self, drop_first=1):
+    def __init__(self, drop_first=1, close_after_data=False):
         super().__init__(daemon=True)
+        self.close_after_data = close_after_data
+        self.sessions = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -134,6 +136,7 @@ class RawPeer(threading.Thread):
 
     def serve(self, conn):
         f = conn.makefile("rb")
+        self.sessions += 1
         conn.sendall(b"220 raw.remote.test ESMTP\r\n")
         while True:
             line = f.readline()
@@ -159,6 +162,8 @@ class RawPeer(threading.Thread):
                     data += l
                 self.messages.append(data)
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+                if self.close_after_data:
+                    return
             elif cmd == b"QUIT":
                 conn.sendall(b"221 2.0.0 Bye\r\n")
                 return
@@ -226,6 +231,28 @@ class RemoteTest(unittest.TestCase):
         r = runner(inst)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([len(m[1]) for m in peer.messages], [2, 2, 1])
+        self.assertEqual(pending_files(inst), [])
+
+    def test_connection_reused_across_messages(self):
+        peer = Peer()
+        inst = self.make(peer)
+        for i in range(5):
+            enqueue(inst, "s@remote.test", [f"u{i}@remote.test"], message(f"reuse{i}"))
+        r = runner(inst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(peer.messages), 5)
+        self.assertEqual(peer.sessions, 1, "one connection for all five messages")
+        self.assertEqual(pending_files(inst), [])
+
+    def test_cached_connection_closed_by_server(self):
+        peer = RawPeer(drop_first=0, close_after_data=True)
+        inst = self.make(peer)
+        for i in range(3):
+            enqueue(inst, "s@remote.test", ["bob@remote.test"], message(f"closed{i}"))
+        r = runner(inst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(peer.messages), 3)
+        self.assertEqual(peer.sessions, 3)
         self.assertEqual(pending_files(inst), [])
 
     def test_tempfail_then_retry(self):
