@@ -210,8 +210,8 @@ static int field_value(const Message *m, const HeaderField *f, char **ret) {
                 if (*p != '\n')
                         v[k++] = *p;
         v[k] = '\0';
-        (void) strstrip(v);
-        memmove(v, v + strspn(v, " \t"), strlen(v + strspn(v, " \t")) + 1);
+        char *t = strstrip(v);
+        memmove(v, t, strlen(t) + 1);
         *ret = v;
         return 0;
 }
@@ -289,11 +289,11 @@ int message_format_mailbox(const char *full_name, const char *addr, char **ret) 
                 name[k++] = (char) c;
         }
         name[k] = '\0';
-        (void) strstrip(name);
-        if (!*name)
+        const char *n = strstrip(name);
+        if (!*n)
                 return message_format_mailbox(NULL, addr, ret);
 
-        if (asprintf(&s, quote ? "\"%s\" <%s>" : "%s <%s>", name, addr) < 0)
+        if (asprintf(&s, quote ? "\"%s\" <%s>" : "%s <%s>", n, addr) < 0)
                 return -ENOMEM;
         *ret = s;
         return 0;

@@ -171,6 +171,8 @@ static void test_mailbox(void) {
         assert(message_format_mailbox("J. \"Q\" Public", "q@x", &b) == 0 &&
                streq(b, "\"J. \\\"Q\\\" Public\" <q@x>"));
         assert(message_format_mailbox("", "a@x", &c) == 0 && streq(c, "a@x"));
+        _cleanup_free_ char *e = NULL;
+        assert(message_format_mailbox("  Padded Name \t", "p@x", &e) == 0 && streq(e, "Padded Name <p@x>"));
         /* A newline in -F must not start a new header. */
         assert(message_format_mailbox("Evil\nBcc: x@y", "e@x", &d) == 0 && !strchr(d, '\n'));
 }
