@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 struct Committer {
         sd_event_source *event_source;
         int event_fd;
-        bool group;
+        CommitMode mode;
         committer_done_t done;
         void *userdata;
         unsigned in_flight;
@@ -25,6 +26,27 @@ struct Committer {
         CommitJob *finished, **finished_tail;
 };
 
+static const char *const commit_mode_names[_COMMIT_MODE_MAX] = {
+        [COMMIT_SINGLE] = "single",
+        [COMMIT_GROUP] = "group",
+        [COMMIT_SYNCFS] = "syncfs",
+        [COMMIT_AUTO] = "auto",
+};
+
+/* From this many messages in a batch, one syncfs() beats a fdatasync() per file. */
+#define AUTO_SYNCFS_MIN 3
+
+const char *commit_mode_to_string(CommitMode m) {
+        return m >= 0 && m < _COMMIT_MODE_MAX ? commit_mode_names[m] : NULL;
+}
+
+int commit_mode_from_string(const char *s) {
+        for (CommitMode m = 0; m < _COMMIT_MODE_MAX; m++)
+                if (strcmp(s, commit_mode_names[m]) == 0)
+                        return (int) m;
+        return -EINVAL;
+}
+
 void commit_job_free(CommitJob *j) {
         if (!j)
                 return;
@@ -33,16 +55,51 @@ void commit_job_free(CommitJob *j) {
         free(j);
 }
 
+static int syncfs_dir(const char *queue_dir) {
+        _cleanup_close_ int fd = open(queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (syncfs(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
 static void sync_batch(Committer *c, CommitJob *batch) {
-        /* Files first: a rename must never reach the disk before the data it names. */
+        bool use_syncfs = c->mode == COMMIT_SYNCFS;
+        if (c->mode == COMMIT_AUTO) {
+                unsigned n = 0;
+                for (CommitJob *j = batch; j && n < AUTO_SYNCFS_MIN; j = j->next)
+                        n++;
+                use_syncfs = n >= AUTO_SYNCFS_MIN;
+        }
+
+        /* Data first: a rename must never reach the disk before the data it names. */
+        if (use_syncfs)
+                /* One syncfs() per queue directory in the batch writes every file's data at once. */
+                for (CommitJob *j = batch; j; j = j->next) {
+                        bool seen = false;
+                        for (CommitJob *k = batch; k != j; k = k->next)
+                                if (strcmp(k->queue_dir, j->queue_dir) == 0)
+                                        seen = true;
+                        if (seen)
+                                continue;
+                        int r = syncfs_dir(j->queue_dir);
+                        for (CommitJob *k = j; k; k = k->next)
+                                if (strcmp(k->queue_dir, j->queue_dir) == 0)
+                                        k->result = r;
+                }
+        /* After syncfs() this finds the data already on disk (and still reports a write-back error
+         * of that file); otherwise it is the per-file sync. */
+        for (CommitJob *j = batch; j; j = j->next)
+                if (j->result >= 0)
+                        j->result = queue_writer_sync(j->writer);
         for (CommitJob *j = batch; j; j = j->next) {
-                j->result = queue_writer_sync(j->writer);
                 if (j->result >= 0)
                         j->result = queue_writer_link(j->writer);
-                if (!c->group && j->result >= 0)
+                if (c->mode == COMMIT_SINGLE && j->result >= 0)
                         j->result = queue_sync_dir(j->queue_dir, QUEUE_NEW);
         }
-        if (!c->group)
+        if (c->mode == COMMIT_SINGLE)
                 return;
         /* Then one fsync of new/ per queue directory in the batch (normally just one). */
         for (CommitJob *j = batch; j; j = j->next) {
@@ -76,7 +133,7 @@ static void *committer_thread(void *p) {
                 c->pending_tail = &c->pending;
                 pthread_mutex_unlock(&c->lock);
 
-                if (c->group)
+                if (c->mode != COMMIT_SINGLE)
                         sync_batch(c, batch);
                 else
                         /* One message at a time, as a per-message design would. */
@@ -125,14 +182,14 @@ static int on_event(sd_event_source *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
-int committer_new(sd_event *e, bool group, committer_done_t done, void *userdata, Committer **ret) {
+int committer_new(sd_event *e, CommitMode mode, committer_done_t done, void *userdata, Committer **ret) {
         Committer *c;
         int r;
 
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        c->group = group;
+        c->mode = mode;
         c->done = done;
         c->userdata = userdata;
         c->pending_tail = &c->pending;

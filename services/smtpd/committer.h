@@ -6,8 +6,13 @@
  * file, renames it into new/ and then fsyncs new/ once for the whole batch (group commit). Jobs
  * submitted while a batch is being synced form the next batch, so under load one directory fsync
  * covers many messages. Completion is reported back on the event loop through done(), in
- * submission order within a batch. With group commit off (for comparison), every message gets its
- * own file sync, rename and directory sync, one after the other.
+ * submission order within a batch. COMMIT_SYNCFS replaces the per-file fdatasync of a batch with one
+ * syncfs() of the queue's file system (data first, then the renames, then the directory fsync, so
+ * the order stays the same). COMMIT_AUTO, the default, picks per batch: syncfs() for three messages
+ * or more, per-file fdatasync below that (syncfs() also flushes other writers' data, which costs
+ * more than it saves for one file; measured in tests/bench/smtpd-bench.py). COMMIT_SINGLE (for
+ * comparison) gives every message its own file sync, rename and directory sync, one after the
+ * other.
  */
 
 #include <stdbool.h>
@@ -19,6 +24,17 @@
 
 typedef struct Committer Committer;
 
+typedef enum CommitMode {
+        COMMIT_SINGLE,
+        COMMIT_GROUP,
+        COMMIT_SYNCFS,
+        COMMIT_AUTO,
+        _COMMIT_MODE_MAX,
+} CommitMode;
+
+const char *commit_mode_to_string(CommitMode m);
+int commit_mode_from_string(const char *s);
+
 typedef struct CommitJob {
         QueueWriter *writer;      /* owned by the job */
         char *queue_dir;
@@ -29,7 +45,7 @@ typedef struct CommitJob {
 
 typedef void (*committer_done_t)(CommitJob *job, void *userdata);
 
-int committer_new(sd_event *e, bool group, committer_done_t done, void *userdata, Committer **ret);
+int committer_new(sd_event *e, CommitMode mode, committer_done_t done, void *userdata, Committer **ret);
 /* Waits for jobs in flight, reports them, and stops the thread. */
 Committer *committer_free(Committer *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Committer *, committer_free);

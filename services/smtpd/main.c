@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/privs.h"
+#include "services/smtpd/committer.h"
 #include "services/smtpd/server.h"
 #include "services/smtpd/smtp-settings.h"
 
@@ -16,7 +17,7 @@ static const char *arg_config_dir = NULL;
 static uint64_t arg_idle_sec = 60;
 static uint64_t arg_shutdown_sec = 30;
 static unsigned arg_max_sessions = 2000;
-static bool arg_group_commit = true;
+static CommitMode arg_commit_mode = COMMIT_AUTO;
 
 static void help(void) {
         printf("Usage: mta-smtpd [-c DIR] [OPTIONS]\n\n"
@@ -25,7 +26,9 @@ static void help(void) {
                "  --idle-timeout=SEC      exit after SEC seconds without sessions (0: never; default 60)\n"
                "  --shutdown-timeout=SEC  on SIGTERM, wait at most SEC for sessions (default 30)\n"
                "  --max-sessions=N        concurrent sessions (default 2000)\n"
-               "  --no-group-commit       sync every message on its own (for measurements)\n"
+               "  --commit=MODE           auto (default), group, syncfs, or single (per-message\n"
+               "                          syncs, for measurements)\n"
+               "  --no-group-commit       same as --commit=single\n"
                "  -h, --help              show this help\n"
                "  --version               show the version\n",
                config_dir_default(NULL));
@@ -42,13 +45,14 @@ static int parse_uint(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_IDLE = 0x100, ARG_SHUTDOWN, ARG_MAX, ARG_NO_GROUP, ARG_VERSION };
+        enum { ARG_IDLE = 0x100, ARG_SHUTDOWN, ARG_MAX, ARG_NO_GROUP, ARG_COMMIT, ARG_VERSION };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "idle-timeout", required_argument, NULL, ARG_IDLE },
                 { "shutdown-timeout", required_argument, NULL, ARG_SHUTDOWN },
                 { "max-sessions", required_argument, NULL, ARG_MAX },
                 { "no-group-commit", no_argument, NULL, ARG_NO_GROUP },
+                { "commit", required_argument, NULL, ARG_COMMIT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {}
@@ -76,8 +80,17 @@ static int parse_argv(int argc, char *argv[]) {
                                 arg_max_sessions = (unsigned) v;
                         break;
                 case ARG_NO_GROUP:
-                        arg_group_commit = false;
+                        arg_commit_mode = COMMIT_SINGLE;
                         break;
+                case ARG_COMMIT: {
+                        int m = commit_mode_from_string(optarg);
+                        if (m < 0) {
+                                fprintf(stderr, "mta-smtpd: unknown commit mode \"%s\"\n", optarg);
+                                return -EINVAL;
+                        }
+                        arg_commit_mode = (CommitMode) m;
+                        break;
+                }
                 case 'h':
                         help();
                         return 0;
@@ -121,7 +134,7 @@ int main(int argc, char *argv[]) {
                 .idle_usec = arg_idle_sec * 1000000ULL,
                 .shutdown_usec = arg_shutdown_sec * 1000000ULL,
                 .max_sessions = arg_max_sessions,
-                .group_commit = arg_group_commit,
+                .commit_mode = arg_commit_mode,
         };
         r = server_new(event, settings, &options, &server);
         if (r < 0)

@@ -25,7 +25,7 @@ typedef struct ServerOptions {
         uint64_t idle_usec;        /* 0: never exit for idleness */
         uint64_t shutdown_usec;    /* how long SIGTERM waits for sessions in flight */
         unsigned max_sessions;
-        bool group_commit;
+        int commit_mode;           /* CommitMode */
 } ServerOptions;
 
 /* Takes a reference on settings. */
