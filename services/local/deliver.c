@@ -802,7 +802,7 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
         LocalOutcome o = {};
         bool switch_user;
         size_t len = 0;
-        int fds[2], status;
+        int fds[2], status, r;
         struct stat st;
         pid_t pid;
 
@@ -819,6 +819,16 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
         }
         if (deliver_as(s, req, &u, ret) < 0)
                 return 0;
+        /* The queue file came from the runner as an open fd: reading it here opens nothing. */
+        r = mbox_has_delivered_to(queue_fd, req->offset, req->size, req->recipient);
+        if (r < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read queue file: %s", strerror(-r));
+                return 0;
+        }
+        if (r > 0) {
+                set_outcome(ret, MAIL_PERMFAIL, "5.4.6", "mail forwarding loop for %s", req->recipient);
+                return 0;
+        }
 
         switch_user = geteuid() == 0;
         if (!switch_user && u.uid != geteuid()) {

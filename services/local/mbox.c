@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/macro.h"
@@ -209,5 +210,56 @@ int mbox_write_message(int fd, int queue_fd, uint64_t offset, uint64_t size, con
                 return r;
         if (ret_bytes)
                 *ret_bytes = w->bytes;
+        return 0;
+}
+
+#define HEADER_SCAN_MAX (256 * 1024)
+
+static bool header_is_delivered_to(const char *line, size_t len, const char *recipient) {
+        static const char name[] = "delivered-to:";
+        size_t n = sizeof name - 1, rl = strlen(recipient);
+
+        if (len < n || strncasecmp(line, name, n) != 0)
+                return false;
+        line += n;
+        len -= n;
+        while (len > 0 && (*line == ' ' || *line == '\t')) {
+                line++;
+                len--;
+        }
+        while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
+                len--;
+        return len == rl && strncasecmp(line, recipient, rl) == 0;
+}
+
+int mbox_has_delivered_to(int queue_fd, uint64_t offset, uint64_t size, const char *recipient) {
+        size_t want = size < HEADER_SCAN_MAX ? (size_t) size : HEADER_SCAN_MAX, got = 0;
+        _cleanup_free_ char *buf = NULL;
+
+        if (isempty(recipient))
+                return 0;
+        buf = malloc(want + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (got < want) {
+                ssize_t k = pread(queue_fd, buf + got, want - got, (off_t) (offset + got));
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        break;
+                got += (size_t) k;
+        }
+        for (size_t pos = 0; pos < got;) {
+                const char *nl = memchr(buf + pos, '\n', got - pos);
+                size_t len = nl ? (size_t) (nl - (buf + pos)) : got - pos;
+                if (len == 0 || (len == 1 && buf[pos] == '\r'))
+                        break;     /* end of the header */
+                if (header_is_delivered_to(buf + pos, len, recipient))
+                        return 1;
+                pos += len + 1;
+        }
         return 0;
 }

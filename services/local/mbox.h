@@ -56,3 +56,8 @@ int mbox_write_message(int fd, int queue_fd, uint64_t offset, uint64_t size, con
 /* Replaces bytes that could break the mbox or header syntax (controls, and for the From line white
  * space) so that envelope data can never add a line. Returns a new string or NULL. */
 char *mbox_sanitize(const char *s, bool from_line);
+
+/* 1 when the message header (content at queue_fd, offset, size; read up to its first empty line
+ * or 256 KiB) already has "Delivered-To: recipient" (case-insensitive), as Postfix's local(8)
+ * checks to stop forwarding loops; 0 when not; negative errno on a read error. */
+int mbox_has_delivered_to(int queue_fd, uint64_t offset, uint64_t size, const char *recipient);

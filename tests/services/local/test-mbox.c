@@ -96,8 +96,47 @@ static void test_header(void) {
         free(w);
 }
 
+static int memfd_with(const char *text) {
+        int fd = memfd_create("q", MFD_CLOEXEC);
+        assert(fd >= 0);
+        assert(write(fd, text, strlen(text)) == (ssize_t) strlen(text));
+        return fd;
+}
+
+static void test_delivered_to(void) {
+        static const struct {
+                const char *msg;
+                int want;
+        } cases[] = {
+                { "Delivered-To: alice@example.test\n\nbody\n", 1 },
+                { "delivered-to:   ALICE@Example.Test \r\nSubject: x\n\n", 1 },
+                { "Subject: x\nDelivered-To: bob@example.test\n\n", 0 },
+                { "Delivered-To: alice@example.test.evil\n\n", 0 },
+                { "X-Delivered-To: alice@example.test\n\n", 0 },
+                { "Subject: x\n\nDelivered-To: alice@example.test\n", 0 },    /* in the body */
+                { "Subject: x\r\n\r\nDelivered-To: alice@example.test\n", 0 },
+                { "", 0 },
+                { "Delivered-To: alice@example.test", 1 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                int fd = memfd_with(cases[i].msg);
+                int r = mbox_has_delivered_to(fd, 0, strlen(cases[i].msg), "alice@example.test");
+                if (r != cases[i].want) {
+                        fprintf(stderr, "case %zu: %d\n", i, r);
+                        abort();
+                }
+                close(fd);
+        }
+        /* The offset is honoured: the same header after a prefix that is not part of the message. */
+        int fd = memfd_with("XXXXDelivered-To: alice@example.test\n\n");
+        assert(mbox_has_delivered_to(fd, 4, 34, "alice@example.test") == 1);
+        assert(mbox_has_delivered_to(fd, 0, 38, "alice@example.test") == 0);
+        close(fd);
+}
+
 int main(void) {
         test_quoting();
+        test_delivered_to();
         test_header();
         printf("test-mbox: ok\n");
         return 0;

@@ -258,6 +258,19 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(msgs[0]["Delivered-To"], ALICE + "@example.test")
         self.assertEqual(len(msgs[5].get_payload()), len(ten))   # the separator line is not part of it
 
+    def test_forwarding_loop(self):
+        a = self.agent()
+        r = self.deliver(a, ALICE, "Delivered-To: %s@example.test\nSubject: loop\n\nx\n" % ALICE)
+        self.assertEqual((r["s"], r["d"]), ("permfail", "5.4.6"), r)
+        self.assertFalse(os.path.exists(self.mbox(ALICE)))
+        d = self.user_dir(ALICE)
+        r = self.deliver(a, ALICE, "Delivered-To: %s@example.test\nSubject: loop\n\nx\n" % ALICE,
+                         kind="command", target="touch %s/ran" % d)
+        self.assertEqual((r["s"], r["d"]), ("permfail", "5.4.6"), r)
+        self.assertFalse(os.path.exists(os.path.join(d, "ran")))
+        self.ok(self.deliver(a, ALICE, "Delivered-To: someone@else.test\nSubject: no loop\n\n"
+                             "Delivered-To: %s@example.test\n" % ALICE))
+
     def test_null_sender_and_header_injection(self):
         a = self.agent()
         self.ok(self.deliver(a, ALICE, "Subject: bounce\n\nx\n", sender=""))
