@@ -160,10 +160,11 @@ static int add_recipients(char **found, const Context *c, const char *where, int
         return EX_OK;
 }
 
-static int enqueue(const Context *c, const char *sender, char **recipients, const Message *m,
-                   unsigned verbose) {
+static int enqueue(const Context *c, const SendmailArgs *args, const char *sender, char **recipients,
+                   const Message *m) {
         size_t len;
         const char *content = message_content(m, &len);
+        bool eight_bit = args->body_type ? streq(args->body_type, "8BITMIME") : message_is_8bit(m);
 
         return enqueue_message(&(EnqueueRequest) {
                 .queue_dir = strempty(config_get(c->config, "queue_directory")),
@@ -172,12 +173,12 @@ static int enqueue(const Context *c, const char *sender, char **recipients, cons
                         .sender = sender,
                         .protocol = "LOCAL",
                         .user = c->login,
-                        .esmtp = message_is_8bit(m) ? "BODY=8BITMIME" : NULL,
+                        .esmtp = eight_bit ? "BODY=8BITMIME" : NULL,
                 },
                 .recipients = recipients,
                 .content = content,
                 .content_len = len,
-                .verbose = verbose > 0,
+                .verbose = args->verbose > 0,
                 .received_by = c->myhostname,
                 .uid = c->uid,
         }, NULL);
@@ -195,9 +196,8 @@ static void save_dead_letter(const char *sender, const Message *m, size_t n_acce
         if (r >= 0)
                 r = deadletter_save(path, sender, content, len);
         if (r < 0)
-                log_error_errno(r, "The message was %snot accepted and could not be saved in %s: %m",
-                                n_accepted > 0 ? "not accepted for every recipient and " : "",
-                                path ? path : "~/dead.letter");
+                log_error_errno(r, "The message was not accepted%s, and could not be saved in %s: %m",
+                                n_accepted > 0 ? " for every recipient" : "", path ? path : "~/dead.letter");
         else
                 log_error("The message was not accepted%s; a copy is in %s.",
                           n_accepted > 0 ? " for every recipient" : "", path);
@@ -263,7 +263,7 @@ static int deliver(const SendmailArgs *args, const Context *c) {
         }
 
         if (status == EX_OK && c->direct) {
-                status = enqueue(c, sender, recipients, m, args->verbose);
+                status = enqueue(c, args, sender, recipients, m);
                 n_accepted = status == EX_OK ? strv_length(recipients) : 0;
         } else if (status == EX_OK) {
                 size_t len;
