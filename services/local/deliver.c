@@ -688,7 +688,7 @@ close_all:
 /* ---- the parent ---- */
 
 static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, const LocalRequest *req,
-                      int queue_fd, int result_fd) {
+                      int queue_fd, int result_fd, pid_t parent) {
         LocalOutcome o = {};
         _cleanup_free_ char *buf = NULL;
         size_t len;
@@ -713,6 +713,13 @@ static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, 
         }
         if (!streq(req->kind, "command"))
                 (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        /* Die with mta-local: the runner, which then gets no reply, will try again, and the
+         * dot-lock journal lets that delivery cut off whatever we had written. Going on alone
+         * would deliver a message the runner believes undelivered. Set only now because a
+         * change of credentials clears it. */
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+                return EX_TEMPFAIL;
 
         if (streq(req->kind, "mailbox"))
                 deliver_mailbox(s, u, req, queue_fd, &o);
@@ -844,12 +851,13 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
                 return negative_errno();
         rd = fds[0];
         wr = fds[1];
+        pid_t parent = getpid();
         pid = fork();
         if (pid < 0)
                 return negative_errno();
         if (pid == 0) {
                 rd = safe_close(rd);
-                _exit(child_main(s, &u, switch_user, req, queue_fd, wr));
+                _exit(child_main(s, &u, switch_user, req, queue_fd, wr, parent));
         }
         wr = safe_close(wr);
 

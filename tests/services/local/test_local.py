@@ -377,11 +377,11 @@ class LocalTest(unittest.TestCase):
         self.assertEqual([m["Subject"] for m in box], ["first", "second", "third", "fourth"])
         box.close()
 
-    def test_killed_delivery_is_cut_back(self):
+    def kill_mid_write(self, whole_group):
         self.config("mailbox_size_limit = 0\n")
         self.ok(self.deliver(self.agent(), ALICE, "Subject: first\n\nx\n"))
         good = self.read(ALICE)
-        big = "Subject: huge\n\n" + ("y" * 1000 + "\n") * 200000
+        big = "Subject: huge\n\n" + ("y" * 1000 + "\n") * 40000
         caught = False
         for attempt in range(8):
             a = self.agent()
@@ -391,8 +391,14 @@ class LocalTest(unittest.TestCase):
             while time.monotonic() < deadline:
                 size = os.path.getsize(self.mbox(ALICE))
                 if size > len(good) + 4096:
-                    a.kill()
+                    if whole_group:
+                        a.kill()
+                    else:
+                        # Only mta-local itself: its delivery child must die with it.
+                        os.kill(a.proc.pid, signal.SIGKILL)
+                        a.proc.wait()
                     break
+            time.sleep(0.5)
             size = os.path.getsize(self.mbox(ALICE))
             if len(good) < size < len(good) + len(big):
                 caught = True
@@ -403,6 +409,8 @@ class LocalTest(unittest.TestCase):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.mbox(ALICE) + ".lock")
         self.assertTrue(caught, "never caught the delivery mid-write")
+        time.sleep(0.5)
+        self.assertEqual(os.path.getsize(self.mbox(ALICE)), size, "the delivery went on writing")
         self.assertTrue(os.path.exists(self.mbox(ALICE) + ".lock"), "the killed delivery's lock is gone")
         # The next delivery finds the dead delivery's lock, cuts the partial message off, writes.
         self.ok(self.deliver(self.agent(), ALICE, "Subject: after\n\nz\n"))
@@ -410,6 +418,12 @@ class LocalTest(unittest.TestCase):
         self.assertTrue(data.startswith(good))
         self.assertEqual(normalise(data[len(good):]),
                          mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
+
+    def test_killed_delivery_is_cut_back(self):
+        self.kill_mid_write(whole_group=True)
+
+    def test_killed_agent_takes_its_delivery_along(self):
+        self.kill_mid_write(whole_group=False)
 
     def test_crash_journal(self):
         """The dot-lock of a dead delivery says where the mailbox ended before it wrote."""
