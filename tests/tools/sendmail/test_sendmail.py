@@ -21,8 +21,10 @@ EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_NOPERM = 64, 65, 67, 75, 77
 
 
 def read_queue_file(path):
-    """Parses a queue file into a dict: letter -> value (R: list of (status, address))."""
-    reader = getattr(mtatest, "read_queue_file", None)
+    """Parses a queue file into a dict: letter -> value (R: list of (status, address)).
+
+    Strict on framing (every record ends in LF, Z must be there) so a malformed file fails the test.
+    """
     with open(path, "rb") as f:
         data = f.read()
     assert data.startswith(b"MTAQ1\n"), path
@@ -43,7 +45,6 @@ def read_queue_file(path):
         if letter == "Z":
             break
     assert "Z" in out, "queue file without end marker"
-    del reader
     return out
 
 
