@@ -110,8 +110,9 @@ class Peer:
 class RawPeer(threading.Thread):
     """A minimal SMTP server on a socket that can drop the connection in the middle of DATA."""
 
-    def __init__(self, drop_first=1, close_after_data=False):
+    def __init__(self, drop_first=1, close_after_data=False, rcpt_reply=None):
         super().__init__(daemon=True)
+        self.rcpt_reply = rcpt_reply
         self.close_after_data = close_after_data
         self.sessions = 0
         self.sock = socket.socket()
@@ -145,6 +146,8 @@ class RawPeer(threading.Thread):
             cmd = line[:4].upper()
             if cmd == b"EHLO":
                 conn.sendall(b"250-raw.remote.test\r\n250 8BITMIME\r\n")
+            elif cmd == b"RCPT" and self.rcpt_reply and b"sender@" not in line:
+                conn.sendall(self.rcpt_reply)
             elif cmd in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 conn.sendall(b"250 2.0.0 Ok\r\n")
             elif cmd == b"DATA":
@@ -367,6 +370,37 @@ class RemoteTest(unittest.TestCase):
         rb = list(msg.iter_parts())[1].get_payload()[1]
         self.assertEqual(rb["Status"], "4.2.0")
         self.assertIn("450 4.2.0 mailbox busy", rb["Diagnostic-Code"])
+
+    def test_hostile_reply_text_is_sanitized(self):
+        evil = b"550-5.1.1 first\x00line\x1b[31m\xff\r\n550 5.1.1 Injected: yes\rFinal-Recipient: x\r\n"
+        peer = RawPeer(drop_first=0, rcpt_reply=evil)
+        inst = self.make(peer)
+        enqueue(inst, "sender@remote.test", ["victim@remote.test"], message("hostile"))
+        r = runner(inst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(pending_files(inst), [])
+        self.assertEqual(len(peer.messages), 1)   # the bounce
+        msg = email.message_from_bytes(peer.messages[0], policy=email.policy.default)
+        parts = list(msg.iter_parts())
+        self.assertEqual(len(parts), 3)
+        blocks = parts[1].get_payload()
+        self.assertEqual(len(blocks), 2, "no recipient block was forged")
+        diag = blocks[1]["Diagnostic-Code"]
+        self.assertIn("first?line?[31m?", diag)
+        self.assertNotIn("\x00", diag)
+        self.assertEqual(blocks[1]["Final-Recipient"], "rfc822; victim@remote.test")
+        self.assertIsNone(blocks[1]["Injected"])
+
+    def test_only_given_ids(self):
+        peer = Peer()
+        inst = self.make(peer)
+        a = enqueue(inst, "s@remote.test", ["bob@remote.test"], message("only-a"))
+        b = enqueue(inst, "s@remote.test", ["bob@remote.test"], message("only-b"))
+        r = runner(inst, "-i", b)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([email.message_from_bytes(m[2])["Subject"] for m in peer.messages], ["only-b"])
+        self.assertEqual(inst.queue_ids("new"), [a])
+        self.assertEqual(runner(inst, "-i", "not-an-id").returncode, 2)
 
     def test_drop_mid_data(self):
         peer = RawPeer(drop_first=1)
