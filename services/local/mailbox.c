@@ -239,13 +239,18 @@ static bool lock_holder_alive(const LockInfo *li) {
         return kill(li->pid, 0) == 0 || errno == EPERM;
 }
 
-/* A lock is stale when nothing holds it: one of ours whose process is gone (a killed delivery),
- * or any lock older than stale_lock_sec whose holder, if it names one, is not alive. */
+/* A lock is stale when nothing holds it. One of ours is stale when its process is gone: our
+ * deliveries to a mailbox run as its owner, so a pid we may not even signal has been reused by
+ * someone else. With the fcntl lock in use, one of ours is also stale once older than
+ * stale_lock_sec, which no delivery takes; lock_break() cannot hurt a live writer, which holds
+ * the fcntl lock. Any other lock is stale when older than stale_lock_sec and its holder, if it
+ * names one, is not alive (Debian's liblockfile rule, with the age required). */
 static bool lock_stale(const LockInfo *li, const MailboxOptions *o) {
-        bool alive = lock_holder_alive(li);
-        if (li->ours && !alive)
-                return true;
-        return !alive && time(NULL) - li->mtime >= (time_t) o->stale_lock_sec;
+        bool old = time(NULL) - li->mtime >= (time_t) o->stale_lock_sec;
+
+        if (li->ours)
+                return kill(li->pid, 0) < 0 || (old && o->fcntl_lock);
+        return old && !lock_holder_alive(li);
 }
 
 static bool lock_same(const LockInfo *a, const LockInfo *b) {
@@ -255,18 +260,22 @@ static bool lock_same(const LockInfo *a, const LockInfo *b) {
 /* Removes a stale lock, first cutting the mailbox back if the lock says a delivery died while
  * writing. All of it happens under the mailbox's fcntl lock and only while the lock file is still
  * the one we judged: a concurrent delivery that broke it first and has begun to write holds the
- * fcntl lock, so it can never lose what it writes to our late truncation. */
-static void lock_break(int dir_fd, const char *name, const char *lockname, const LockInfo *li,
+ * fcntl lock, so it can never lose what it writes to our late truncation. When the fcntl lock is
+ * busy (a reader, or a live writer), nothing is broken now: false, and the caller waits. */
+static bool lock_break(int dir_fd, const char *name, const char *lockname, const LockInfo *li,
                        const MailboxOptions *o) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
         _cleanup_close_ int fd = -EBADF;
         const char *why = NULL;
         LockInfo again;
 
         fd = safe_open(dir_fd, name, o, false, &why);
-        if (fd >= 0 && fcntl_lock_wait(fd, o) < 0)
-                return;
-        if (lock_read(dir_fd, lockname, &again) < 0 || !lock_same(li, &again))
-                return;
+        if (fd >= 0 && fcntl(fd, F_SETLK, &fl) < 0)
+                return false;
+        if (lock_read(dir_fd, lockname, &again) < 0)
+                return true;     /* gone meanwhile: try to take it */
+        if (!lock_same(li, &again))
+                return false;
         if (fd >= 0 && li->journal) {
                 struct stat st;
                 if (fstat(fd, &st) == 0 && (uint64_t) st.st_dev == li->j_dev && (uint64_t) st.st_ino == li->j_ino &&
@@ -276,6 +285,7 @@ static void lock_break(int dir_fd, const char *name, const char *lockname, const
                 }
         }
         (void) unlinkat(dir_fd, lockname, 0);
+        return true;
 }
 
 typedef struct DotLock {
@@ -315,8 +325,8 @@ static int dotlock_acquire(int dir_fd, const char *name, const char *lockname, c
                         continue;
                 if (r < 0)
                         return r;
-                if (lock_stale(&li, o) && breaks++ < 16) {
-                        lock_break(dir_fd, name, lockname, &li, o);
+                if (lock_stale(&li, o) && breaks < 16 && lock_break(dir_fd, name, lockname, &li, o)) {
+                        breaks++;
                         continue;
                 }
                 if (!backoff_wait(&b))

@@ -460,15 +460,41 @@ class LocalTest(unittest.TestCase):
         self.ok(self.deliver(a, ALICE, "Subject: fourth\n\nx\n"))
         self.assertLess(time.monotonic() - t, 2)
         self.assertGreater(os.path.getsize(self.mbox(ALICE)), size)
-        # A live holder's lock is never broken, whatever it says.
+        # A live holder (a process of alice's, as our deliveries to her mailbox are) keeps it.
+        pw = self.users[ALICE]
+        holder = subprocess.Popen(["sleep", "60"], user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        try:
+            size = os.path.getsize(self.mbox(ALICE))
+            with open(lock, "w") as f:
+                f.write("%d\nmta-local %d %d %d\n" % (holder.pid, st.st_dev, st.st_ino, 0))
+            r = self.deliver(a, ALICE, "Subject: fifth\n\nx\n")
+            self.assertEqual((r["s"], r["d"]), ("tempfail", "4.2.0"), r)
+            self.assertEqual(os.path.getsize(self.mbox(ALICE)), size)
+            self.assertTrue(os.path.exists(lock))
+            # ... unless the lock is older than stale_lock_time and nobody holds the fcntl lock:
+            # no delivery of ours takes that long, and a live writer would hold the fcntl lock.
+            old = time.time() - 3600
+            os.utime(lock, (old, old))
+            fd = os.open(self.mbox(ALICE), os.O_RDWR)
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            r = self.deliver(a, ALICE, "Subject: fifth\n\nx\n")
+            self.assertEqual((r["s"], r["d"]), ("tempfail", "4.2.0"), r)
+            os.close(fd)
+            with open(lock, "w") as f:
+                f.write("%d\nmta-local %d %d %d\n" % (holder.pid, st.st_dev, st.st_ino, size))
+            os.utime(lock, (old, old))
+            self.ok(self.deliver(a, ALICE, "Subject: sixth\n\nx\n"))
+        finally:
+            holder.kill()
+            holder.wait()
+        # A pid we may not signal is not a delivery of ours for alice's mailbox: the pid was reused.
+        size = os.path.getsize(self.mbox(ALICE))
         with open(lock, "w") as f:
-            f.write("%d\nmta-local %d %d %d\n" % (os.getpid(), st.st_dev, st.st_ino, 0))
-        old = time.time() - 3600
-        os.utime(lock, (old, old))
-        r = self.deliver(a, ALICE, "Subject: fifth\n\nx\n")
-        self.assertEqual((r["s"], r["d"]), ("tempfail", "4.2.0"), r)
-        self.assertGreater(os.path.getsize(self.mbox(ALICE)), size)
-        os.unlink(lock)
+            f.write("%d\nmta-local %d %d %d\n" % (os.getpid(), st.st_dev, st.st_ino, size))
+        self.ok(self.deliver(a, ALICE, "Subject: seventh\n\nx\n"))
+        box = mailbox.mbox(self.mbox(ALICE), create=False)
+        self.assertEqual([m["Subject"] for m in box], ["first", "second", "third", "fourth", "sixth", "seventh"])
+        box.close()
 
     def test_fcntl_only(self):
         self.config("mailbox_delivery_lock = fcntl\n")
