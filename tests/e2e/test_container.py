@@ -40,7 +40,7 @@ ALL_UNITS = ["mta.socket", "mta-submit.socket", "mta-local.socket", "mta-queue.p
 # the boot. The host's /usr is shared with the container.
 MASK = ["postfix.service", "postfix@.service", "postfix@-.service", "postfix-resolvconf.path",
         "postfix-resolvconf.service", "exim4.service", "exim4-base.timer", "sendmail.service",
-        "opensmtpd.service", "systemd-networkd-wait-online.service"]
+        "opensmtpd.service", "systemd-networkd-wait-online.service", "postgresql.service"]
 
 # bsd-mailx's `mail` is an alternatives link in /etc, which the container's fresh /etc lacks.
 MAILX = "bsd-mailx" if shutil.which("bsd-mailx") else "mail"
@@ -89,24 +89,28 @@ def stage_install(workdir):
 class Container:
     """A booted systemd-nspawn container; run() executes a command inside it with nsenter."""
 
-    def __init__(self, workdir, stage):
+    def __init__(self, workdir, stage=None, root="/"):
+        """stage: a destdir bound onto /usr/local of a volatile container booted from the
+        host's /usr; without it, root is booted as it is (a writable throwaway tree)."""
         self.workdir = workdir
         self.stage = stage
+        self.root = root
         self.name = f"mtae2e{os.getpid()}"
         self.proc = None
         self.pid1 = None
 
     def boot(self, timeout=180):
-        # Presets of a first boot would enable (and start) our units at boot: keep them off, so
-        # that `systemctl start mta.socket` is what brings them up.
-        preset = os.path.join(self.workdir, "00-mtatest.preset")
-        with open(preset, "w") as f:
-            f.write("disable mta*\n")
-        args = ["systemd-nspawn", "-q", "-D", "/", "--volatile=yes", "--boot", "--register=no",
-                "--keep-unit", "-M", self.name, "--private-network",
-                f"--bind-ro={self.stage}{PREFIX}:{PREFIX}",
-                f"--bind-ro={preset}:/etc/systemd/system-preset/00-mtatest.preset",
-                "--", "systemd.firstboot=off", *[f"systemd.mask={u}" for u in MASK]]
+        args = ["systemd-nspawn", "-q", "-D", self.root, "--boot", "--register=no", "--keep-unit",
+                "-M", self.name, "--private-network"]
+        if self.stage:
+            # Presets of a first boot would enable (and start) our units at boot: keep them
+            # off, so that `systemctl start mta.socket` is what brings them up.
+            preset = os.path.join(self.workdir, "00-mtatest.preset")
+            with open(preset, "w") as f:
+                f.write("disable mta*\n")
+            args += ["--volatile=yes", f"--bind-ro={self.stage}{PREFIX}:{PREFIX}",
+                     f"--bind-ro={preset}:/etc/systemd/system-preset/00-mtatest.preset"]
+        args += ["--", "systemd.firstboot=off", *[f"systemd.mask={u}" for u in MASK]]
         self.console = open(os.path.join(self.workdir, "console.log"), "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.console,
                                      stderr=subprocess.STDOUT)
