@@ -593,6 +593,16 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(pending_files(inst), [])
         self.assertEqual(self.ctl("queue").stdout.decode().strip(), "Mail queue is empty")
 
+    def test_active_mark(self):
+        import fcntl
+        qid = enqueue(self.inst, "s@remote.test", ["bob@remote.test"], message("active"))
+        with open(self.inst.path("spool", "new", qid), "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            self.assertIn(qid + "*", self.ctl("queue").stdout.decode())
+            # A locked message is being delivered: it cannot be deleted under the runner's feet.
+            self.assertEqual(self.ctl("queue", "delete", qid).returncode, 1)
+        self.assertNotIn(qid + "*", self.ctl("queue").stdout.decode())
+
     def test_status_counts(self):
         enqueue(self.inst, "s@remote.test", ["bob@remote.test"], message("st1"))
         enqueue(self.inst, "s@remote.test", ["bob@remote.test"], message("st2"), sub="hold")
