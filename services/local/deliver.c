@@ -142,7 +142,8 @@ void local_outcome_done(LocalOutcome *o) {
         o->forward_text = NULL;
 }
 
-static void set_outcome(LocalOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) _printf_(4, 5);
+static void set_outcome(LocalOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...)
+        _printf_(4, 5);
 static void set_outcome(LocalOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) {
         va_list ap;
 
@@ -173,7 +174,8 @@ bool local_user_name_valid(const char *name) {
 int local_request_check(const LocalRequest *req, LocalOutcome *ret) {
         const char *bad = NULL;
 
-        if (!req->kind || !(streq(req->kind, "mailbox") || streq(req->kind, "file") || streq(req->kind, "command")))
+        if (!req->kind ||
+            !(streq(req->kind, "mailbox") || streq(req->kind, "file") || streq(req->kind, "command")))
                 bad = "kind";
         else if (!req->user)
                 bad = "user";
@@ -305,8 +307,8 @@ static int forward_read(const LocalSettings *s, const RunAs *u, char **ret) {
                 if (fstat(fd, &st) < 0)
                         return negative_errno();
                 if (!S_ISREG(st.st_mode) || (st.st_uid != u->uid && st.st_uid != 0) || (st.st_mode & 022)) {
-                        log_warning("Ignoring %s of %s: not a regular file owned by the user and writable only by them.",
-                                    path, u->name);
+                        log_warning("Ignoring %s of %s: not a regular file owned by the user and writable "
+                                    "only by them.", path, u->name);
                         continue;
                 }
                 buf = malloc(FORWARD_MAX + 1);
@@ -389,7 +391,8 @@ static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalR
 
         dir_fd = open(s->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0) {
-                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot open mail_spool_directory %s: %m", s->spool_dir);
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot open mail_spool_directory %s: %m",
+                            s->spool_dir);
                 return;
         }
         MailboxOptions o = mailbox_options(s, u);
@@ -429,8 +432,8 @@ static void deliver_file(const LocalSettings *s, const RunAs *u, const LocalRequ
         }
         dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0) {
-                set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open directory of %s as %s: %m", req->target,
-                            u->name);
+                set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open directory of %s as %s: %m",
+                            req->target, u->name);
                 return;
         }
         MailboxOptions o = mailbox_options(s, u);
@@ -439,7 +442,8 @@ static void deliver_file(const LocalSettings *s, const RunAs *u, const LocalRequ
         MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
         r = mailbox_append(dir_fd, base, &o, queue_fd, req->offset, req->size, &env, &mo);
         if (r < 0) {
-                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to file %s: %s", req->target, strerror(-r));
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to file %s: %s", req->target,
+                            strerror(-r));
                 return;
         }
         if (mo.status == MAIL_OK)
@@ -778,7 +782,8 @@ static int deliver_as(const LocalSettings *s, const LocalRequest *req, RunAs *re
                 return r;
         }
         if (r < 0) {
-                set_outcome(out, MAIL_TEMPFAIL, "4.3.0", "cannot look up user %s: %s", req->user, strerror(-r));
+                set_outcome(out, MAIL_TEMPFAIL, "4.3.0", "cannot look up user %s: %s", req->user,
+                            strerror(-r));
                 return r;
         }
         if (!mailbox && pw->pw_uid == 0) {
@@ -896,7 +901,8 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
                                 return -ENOMEM;
                 }
         } else if (status != -1 && WIFSIGNALED(status))
-                set_outcome(&o, MAIL_TEMPFAIL, "4.3.0", "delivery process killed by signal %d", WTERMSIG(status));
+                set_outcome(&o, MAIL_TEMPFAIL, "4.3.0", "delivery process killed by signal %d",
+                            WTERMSIG(status));
         else
                 set_outcome(&o, MAIL_TEMPFAIL, "4.3.0", "delivery process failed (exit status %d)",
                             status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);

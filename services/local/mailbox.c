@@ -80,7 +80,8 @@ static const char *unsafe_reason(const struct stat *st, const MailboxOptions *o)
 
 /* Opens dir_fd/name for appending. Returns the fd, or a negative errno; *ret_why is set when the
  * file exists but must not be written (-EPERM then). */
-static int safe_open(int dir_fd, const char *name, const MailboxOptions *o, bool create, const char **ret_why) {
+static int safe_open(int dir_fd, const char *name, const MailboxOptions *o, bool create,
+                     const char **ret_why) {
         for (unsigned tries = 0; tries < 3; tries++) {
                 struct stat before, after;
                 const char *why;
@@ -114,7 +115,8 @@ static int safe_open(int dir_fd, const char *name, const MailboxOptions *o, bool
                 /* O_NONBLOCK: if the name was swapped for a FIFO after the lstat, the open must not
                  * hang; the fstat below refuses it. */
                 _cleanup_close_ int fd = openat(dir_fd, name,
-                                                O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                                                O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+                                                O_CLOEXEC);
                 if (fd < 0) {
                         if (errno == ENOENT)
                                 continue;
@@ -278,8 +280,8 @@ static bool lock_break(int dir_fd, const char *name, const char *lockname, const
                 return false;
         if (fd >= 0 && li->journal) {
                 struct stat st;
-                if (fstat(fd, &st) == 0 && (uint64_t) st.st_dev == li->j_dev && (uint64_t) st.st_ino == li->j_ino &&
-                    (uint64_t) st.st_size > li->j_size) {
+                if (fstat(fd, &st) == 0 && (uint64_t) st.st_dev == li->j_dev &&
+                    (uint64_t) st.st_ino == li->j_ino && (uint64_t) st.st_size > li->j_size) {
                         if (ftruncate(fd, (off_t) li->j_size) == 0)
                                 (void) fsync(fd);
                 }
@@ -302,8 +304,8 @@ static int dotlock_acquire(int dir_fd, const char *name, const char *lockname, c
         backoff_init(&b, o);
         for (;;) {
                 _cleanup_close_ int fd = openat(dir_fd, lockname,
-                                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
-                                                0644);
+                                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY |
+                                                O_CLOEXEC, 0644);
                 if (fd >= 0) {
                         char text[64];
                         struct stat st;
@@ -341,8 +343,8 @@ static int dotlock_journal(DotLock *l, int mbox_fd, uint64_t size) {
 
         if (fstat(mbox_fd, &st) < 0)
                 return negative_errno();
-        int n = snprintf(text, sizeof text, "%d\nmta-local %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", (int) getpid(),
-                         (uint64_t) st.st_dev, (uint64_t) st.st_ino, size);
+        int n = snprintf(text, sizeof text, "%d\nmta-local %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                         (int) getpid(), (uint64_t) st.st_dev, (uint64_t) st.st_ino, size);
         if (pwrite(l->fd, text, (size_t) n, 0) != n)
                 return errno > 0 ? -errno : -EIO;
         return 0;
@@ -355,7 +357,8 @@ static void dotlock_release(int dir_fd, const char *lockname, DotLock *l) {
                 return;
         /* Remove it only while it is still ours: a lock broken as stale meanwhile belongs to
          * someone else now. */
-        if (fstatat(dir_fd, lockname, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+        if (fstatat(dir_fd, lockname, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == l->dev &&
+            st.st_ino == l->ino)
                 (void) unlinkat(dir_fd, lockname, 0);
         l->fd = safe_close(l->fd);
 }
@@ -368,7 +371,8 @@ static void write_error(MailboxOutcome *ret, int err, const char *what) {
         if (err == -EDQUOT || err == -EFBIG)
                 outcome(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: %s: %s", what, strerror(-err));
         else if (err == -ENOSPC)
-                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what, strerror(-err));
+                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what,
+                        strerror(-err));
         else
                 outcome(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
 }
@@ -391,7 +395,8 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
         if (o->dotlock) {
                 r = dotlock_acquire(dir_fd, name, lockname, o, &dl);
                 if (r == -EWOULDBLOCK) {
-                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s: lock file %s is held", name, lockname);
+                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s: lock file %s is held", name,
+                                lockname);
                         return 0;
                 }
                 if (r < 0) {
@@ -432,7 +437,8 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
         }
         if (o->size_limit > 0 && (old_size > o->size_limit || bytes > o->size_limit - old_size)) {
                 outcome(ret, MAIL_PERMFAIL, "5.2.2",
-                        "mailbox full: %s would grow to %" PRIu64 " bytes, above mailbox_size_limit %" PRIu64,
+                        "mailbox full: %s would grow to %" PRIu64 " bytes, above mailbox_size_limit "
+                        "%" PRIu64,
                         name, old_size + bytes, o->size_limit);
                 goto finish;
         }

@@ -34,7 +34,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case 'h':
                         printf("Usage: %s [-c DIR]\n"
                                "Local delivery agent: serves delivery requests on one connected socket\n"
-                               "passed as fd 3 (LISTEN_FDS=1). See mta-local(8).\n", program_invocation_short_name);
+                               "passed as fd 3 (LISTEN_FDS=1). See mta-local(8).\n",
+                               program_invocation_short_name);
                         return 0;
                 case 'V':
                         printf("mta-local %s\n", MTA_VERSION);

@@ -31,7 +31,8 @@ static const char *status_word(const LocalOutcome *o) {
 static void log_outcome(const LocalRequest *req, const LocalOutcome *o, uint64_t size) {
         /* A ~/.forward is not a delivery: the runner logs what its targets become, so no status. */
         const char *postfix_status = o->forward ? NULL :
-                                     o->status == MAIL_OK ? "sent" : o->status == MAIL_TEMPFAIL ? "deferred" : "bounced";
+                                     o->status == MAIL_OK ? "sent" :
+                                     o->status == MAIL_TEMPFAIL ? "deferred" : "bounced";
         char size_s[32];
         snprintf(size_s, sizeof size_s, "%" PRIu64, size);
         LogField f[] = {
@@ -57,7 +58,12 @@ static int receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_fd)
                 char buf[CMSG_SPACE(sizeof(int) * 4)];
         } control = {};
         struct iovec iov = { .iov_base = buf, .iov_len = size };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof control,
+        };
         ssize_t n;
         int got = -EBADF, extra = 0;
 
@@ -139,7 +145,8 @@ int local_server_run(int fd, const LocalSettings *s) {
 
                 if (len > LOCAL_PROTO_MAX || local_request_decode(buf, len, &req) < 0) {
                         log_error("Malformed request from the queue runner.");
-                        o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.5", .text = "malformed request" };
+                        o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.5",
+                                             .text = "malformed request" };
                 } else if (queue_fd < 0) {
                         log_error("Request without a queue file.");
                         o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.5",

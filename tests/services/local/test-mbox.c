@@ -41,7 +41,8 @@ static void check(const char *in, const char *want, unsigned flags) {
                 size_t len;
                 char *out = run(in, inlen, flags, step, &len);
                 if (len != wantlen || memcmp(out, want, len) != 0) {
-                        fprintf(stderr, "step %zu: in=\"%s\"\nwant=\"%s\"\ngot =\"%s\"\n", step, in, want, out);
+                        fprintf(stderr, "step %zu: in=\"%s\"\nwant=\"%s\"\ngot =\"%s\"\n", step, in, want,
+                                out);
                         abort();
                 }
                 free(out);
