@@ -110,8 +110,11 @@ class Peer:
 class RawPeer(threading.Thread):
     """A minimal SMTP server on a socket that can drop the connection in the middle of DATA."""
 
-    def __init__(self, drop_first=1, close_after_data=False, rcpt_reply=None):
+    def __init__(self, drop_first=1, close_after_data=False, rcpt_reply=None, no_ehlo=False, broken_tls=False):
         super().__init__(daemon=True)
+        self.no_ehlo = no_ehlo
+        self.broken_tls = broken_tls
+        self.commands = []
         self.rcpt_reply = rcpt_reply
         self.close_after_data = close_after_data
         self.sessions = 0
@@ -144,8 +147,18 @@ class RawPeer(threading.Thread):
             if not line:
                 return
             cmd = line[:4].upper()
-            if cmd == b"EHLO":
-                conn.sendall(b"250-raw.remote.test\r\n250 8BITMIME\r\n")
+            self.commands.append(line.strip().decode(errors="replace"))
+            if cmd == b"EHLO" and self.no_ehlo:
+                conn.sendall(b"502 5.5.1 EHLO not implemented\r\n")
+            elif cmd == b"HELO":
+                conn.sendall(b"250 raw.remote.test\r\n")
+            elif cmd == b"EHLO":
+                tls = b"250-STARTTLS\r\n" if self.broken_tls else b""
+                conn.sendall(b"250-raw.remote.test\r\n" + tls + b"250 8BITMIME\r\n")
+            elif cmd == b"STAR" and self.broken_tls:
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                conn.sendall(b"this is not a TLS server hello\r\n" * 4)
+                return
             elif cmd == b"RCPT" and self.rcpt_reply and b"sender@" not in line:
                 conn.sendall(self.rcpt_reply)
             elif cmd in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
@@ -390,6 +403,27 @@ class RemoteTest(unittest.TestCase):
         self.assertNotIn("\x00", diag)
         self.assertEqual(blocks[1]["Final-Recipient"], "rfc822; victim@remote.test")
         self.assertIsNone(blocks[1]["Injected"])
+
+    def test_helo_fallback(self):
+        peer = RawPeer(drop_first=0, no_ehlo=True)
+        inst = self.make(peer)
+        enqueue(inst, "s@remote.test", ["bob@remote.test"], message("helo"), esmtp="BODY=8BITMIME")
+        r = runner(inst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(peer.messages), 1)
+        self.assertIn("HELO a.example.test", peer.commands)
+        # No ESMTP: no parameters on MAIL FROM.
+        self.assertIn("MAIL FROM:<s@remote.test>", peer.commands)
+
+    def test_tls_may_falls_back_to_plain(self):
+        peer = RawPeer(drop_first=0, broken_tls=True)
+        inst = self.make(peer, "smtp_tls_security_level = may\n")
+        enqueue(inst, "s@remote.test", ["bob@remote.test"], message("tls-fallback"))
+        r = runner(inst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(peer.messages), 1, r.stderr)
+        self.assertEqual(peer.commands.count("STARTTLS"), 1)
+        self.assertEqual(pending_files(inst), [])
 
     def test_only_given_ids(self):
         peer = Peer()
