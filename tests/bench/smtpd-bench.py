@@ -42,12 +42,21 @@ def proc_status(pid, key):
 
 
 class Receiver:
-    def __init__(self, mode="group"):
+    def __init__(self, mode="group", tmpfs=False):
         import mtatest
         self.mtatest = mtatest
         if mtatest.is_root():
             mtatest.ensure_test_users()
         self.inst = mtatest.Instance()
+        self.mounted = False
+        if tmpfs:
+            # Syncs cost nothing on tmpfs: what is left is the receiver's own CPU cost.
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "tmpfs", self.inst.spool], check=True)
+            self.mounted = True
+            if mtatest.is_root():
+                import pwd
+                pw = pwd.getpwnam("mta")
+                os.chown(self.inst.spool, pw.pw_uid, pw.pw_gid)
         args = ["--idle-timeout=0", "--max-sessions=5000"]
         args.append("--commit=" + mode)
         self.proc = self.inst.start_smtpd(extra_args=args)
@@ -57,7 +66,18 @@ class Receiver:
     def pid(self):
         return self.proc.pid
 
+    def cpu_ms(self):
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return float("nan")
+
     def close(self):
+        self.inst.stop()
+        if self.mounted:
+            subprocess.run(["umount", "-l", self.inst.spool])
         self.inst.close()
 
 
@@ -119,14 +139,16 @@ def pct(values, p):
     return values[k]
 
 
-def scenario(concurrency, size, seconds, mode, rcpt):
-    r = Receiver(mode)
+def scenario(concurrency, size, seconds, mode, rcpt, tmpfs=False):
+    r = Receiver(mode, tmpfs)
     try:
+        cpu0 = r.cpu_ms()
         n, elapsed, lat = asyncio.run(run_load(r.port, concurrency, size, seconds, rcpt))
         hwm = proc_status(r.pid, "VmHWM")
         return {
             "sessions": concurrency, "size": size, "messages": n, "rate": n / elapsed,
             "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000, "peak_rss_kib": hwm,
+            "cpu_ms": (r.cpu_ms() - cpu0) / max(n, 1),
         }
     finally:
         r.close()
@@ -194,6 +216,7 @@ def main():
     ap.add_argument("--modes", default="auto", help="commit modes to compare: single,group,syncfs,auto")
     ap.add_argument("--idle", type=int, default=1000, help="idle sessions to hold (0: skip)")
     ap.add_argument("--rcpt", default="mtatest-alice@example.test")
+    ap.add_argument("--tmpfs", action="store_true", help="queue on a tmpfs (root): CPU cost without disk syncs")
     args = ap.parse_args()
     os.environ["MTA_BUILD_DIR"] = os.path.abspath(args.build)
 
@@ -210,13 +233,15 @@ def main():
     print("disk: %.0f create+write+fdatasync per second (same file system, same run)" %
           disk_calibration(0.3 if args.smoke else 1.0))
     for group in modes:
-        print("== mta-smtpd, --commit=%s, %.1f s per scenario ==" % (group, seconds))
-        print("%8s %8s %9s %9s %9s %9s %12s" % ("sessions", "size", "messages", "msg/s", "p50 ms", "p99 ms",
-                                                 "peak RSS KiB"))
+        print("== mta-smtpd, --commit=%s, %.1f s per scenario%s ==" % (group, seconds,
+                                                                    ", queue on tmpfs" if args.tmpfs else ""))
+        print("%8s %8s %9s %9s %9s %9s %12s %10s" % ("sessions", "size", "messages", "msg/s", "p50 ms", "p99 ms",
+                                                      "peak RSS KiB", "CPU ms/msg"))
         for conc, size in matrix:
-            res = scenario(conc, size, seconds, group, args.rcpt.encode())
-            print("%8d %8d %9d %9.0f %9.2f %9.2f %12s" % (res["sessions"], res["size"], res["messages"], res["rate"],
-                                                           res["p50_ms"], res["p99_ms"], res["peak_rss_kib"]))
+            res = scenario(conc, size, seconds, group, args.rcpt.encode(), args.tmpfs)
+            print("%8d %8d %9d %9.0f %9.2f %9.2f %12s %10.3f" % (res["sessions"], res["size"], res["messages"],
+                                                                  res["rate"], res["p50_ms"], res["p99_ms"],
+                                                                  res["peak_rss_kib"], res["cpu_ms"]))
             sys.stdout.flush()
         if idle:
             rss, hwm, banner = idle_scenario(idle, group)
