@@ -53,5 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(want);
         free(got);
         close(fd);
+
+        /* The loop check reads the same bytes as a message header. */
+        fd = memfd_create("fuzz-mbox-header", MFD_CLOEXEC);
+        assert(fd >= 0);
+        assert(write(fd, data, size) == (ssize_t) size);
+        int r = mbox_has_delivered_to(fd, 0, size, "user@example.test");
+        assert(r == 0 || r == 1);
+        close(fd);
         return 0;
 }
