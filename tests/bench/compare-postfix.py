@@ -35,7 +35,8 @@ import time
 
 SOURCE = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-RCPT_USER = "mtatest-alice"
+# Our own recipient without a home directory, so no ~/.forward left by a test can redirect its mail.
+RCPT_USER = "mtabench"
 SENDER = "bench@example.test"
 MYDESTINATION = "$myhostname, localhost.$mydomain, localhost, example.test"
 RELAY_DOMAIN = "relay.example.test"
@@ -139,15 +140,19 @@ def kill_group(proc, timeout=5.0):
 class CGroup:
     """A cgroup v1 cpuacct (and memory) group for all processes of one system.
 
-        Created below the benchmark's own cgroup in each hierarchy, so limits set above us still
-        apply. Without writable cgroups `ok` is False and CPU time is summed from /proc instead."""
+    Created below the benchmark's own cgroup in each hierarchy, so limits set above us still
+    apply. Without writable cgroups `ok` is False and CPU time is summed from /proc instead."""
 
     CONTROLLERS = ("cpuacct", "memory")
 
-    def __init__(self, name):
+    def __init__(self, name, disabled=False):
         self.paths = {}
         self.parents = {}
-        self.error = None
+        self.error = "disabled by --no-cgroups" if disabled else None
+        self.ok = False
+        self._files = []
+        if disabled:
+            return
         own = {}
         with open("/proc/self/cgroup") as f:
             for line in f:
@@ -367,6 +372,7 @@ mydestination = {MYDESTINATION}{extra_dest}
 mynetworks = 127.0.0.0/8
 queue_directory = {self.spool}
 mail_spool_directory = {self.mail}
+mailbox_size_limit = 0
 {alias_line}""" + (f"relayhost = {relayhost}\n" if relayhost else ""))
         self.proc = None
         self.trace = None
@@ -419,10 +425,11 @@ mail_spool_directory = {self.mail}
 
     def ensure_running(self):
         """The receiver may exit when idle; systemd would start it again on the next
-                connection, systemd-socket-activate cannot, so start a fresh one."""
+        connection, systemd-socket-activate cannot, so start a fresh one."""
         if self.proc is not None and self.proc.poll() is None:
             return
-        log(f"ours: receiver exited (status {self.proc.returncode if self.proc else None}); starting it again")
+        status = self.proc.returncode if self.proc else None
+        log(f"ours: receiver exited (status {status}); starting it again")
         self.restarts += 1
         self.stopping.set()
         if self.runner_thread:
@@ -538,6 +545,7 @@ inet_protocols = ipv4
 queue_directory = {self.spool}
 data_directory = {self.data}
 mail_spool_directory = {self.mail}
+mailbox_size_limit = 0
 alias_maps = hash:{aliases}
 alias_database = hash:{aliases}
 maillog_file = {self.maillog}
@@ -1081,7 +1089,10 @@ def durability(args, build, have_ours, have_postfix, cg_by_label):
     out = {}
     for label in (["ours"] if have_ours else []) + (["postfix"] if have_postfix else []):
         cg = cg_by_label[label]
-        s = Ours(build, "strace-ours", cg, accept=args.accept) if label == "ours" else Postfix("strace-pf", cg)
+        if label == "ours":
+            s = Ours(build, "strace-ours", cg, accept=args.accept)
+        else:
+            s = Postfix("strace-pf", cg)
         trace = os.path.join(s.root, "trace")
         try:
             s.start(strace_file=trace)
@@ -1141,11 +1152,12 @@ def durability(args, build, have_ours, have_postfix, cg_by_label):
                     removed = True
                     break
         sync_after = any(e[3] in SYNC_CALLS for e in after)
+        verdict = ("yes" if sync_after else "NO") if removed else "removal not seen"
         for e in before + [first[i250]] + after:
             tt = f"{int(e[0] // 3600):02d}:{int(e[0] % 3600 // 60):02d}:{e[0] % 60:09.6f}"
             print(f"    {tt} {e[2]:<14} {e[4][:110]}")
         print(f"    => synced before the 250: {'yes' if sync_before else 'NO'}; synced again before the "
-              f"queue file was removed: {'yes' if sync_after and removed else 'NO' if removed else 'removal not seen'}")
+              f"queue file was removed: {verdict}")
 
 
 # ---------------------------------------------------------------- setup
@@ -1181,7 +1193,8 @@ def install_postfix():
         os.chmod(policy, 0o755)
         created = True
     try:
-        subprocess.run(["debconf-set-selections"], input=b"postfix postfix/main_mailer_type select No configuration\n",
+        subprocess.run(["debconf-set-selections"],
+                       input=b"postfix postfix/main_mailer_type select No configuration\n",
                        check=True)
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         r = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "postfix"],
@@ -1220,12 +1233,14 @@ def main():
     ap.add_argument("--skip-postfix", action="store_true")
     ap.add_argument("--build-dir", default=os.path.join(SOURCE, "build-bench"))
     ap.add_argument("--no-build", action="store_true", help="use --build-dir as it is")
-    ap.add_argument("--accept", action="store_true", help="run mta-smtpd with systemd-socket-activate --accept")
+    ap.add_argument("--accept", action="store_true",
+                    help="run mta-smtpd with systemd-socket-activate --accept")
     ap.add_argument("--sendmail-messages", type=int, default=200, help="sendmail runs per round")
     ap.add_argument("--idle-sessions", type=int, default=1000)
     ap.add_argument("--banner-reps", type=int, default=20)
     ap.add_argument("--durability-messages", type=int, default=100)
     ap.add_argument("--no-durability", action="store_true", help="skip the strace runs")
+    ap.add_argument("--no-cgroups", action="store_true", help="sum CPU time from /proc instead of cgroups")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.messages, args.sendmail_messages = 1, 5, 5
@@ -1249,6 +1264,7 @@ def main():
     sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
     import mtatest
     mtatest.ensure_test_users()
+    mtatest.ensure_user(RCPT_USER, home=False)
 
     want_ours = args.only in (None, "ours")
     want_postfix = args.only in (None, "postfix") and not args.skip_postfix
@@ -1262,8 +1278,9 @@ def main():
             why_not["ours"] = err
             want_ours = False
     if want_ours:
-        missing = [p for p in ("services/smtpd/mta-smtpd", "services/queue/mta-queue", "services/local/mta-local",
-                               "tools/sendmail/mta-sendmail") if not os.access(os.path.join(build, p), os.X_OK)]
+        needed = ("services/smtpd/mta-smtpd", "services/queue/mta-queue", "services/local/mta-local",
+                  "tools/sendmail/mta-sendmail")
+        missing = [p for p in needed if not os.access(os.path.join(build, p), os.X_OK)]
         if missing:
             why_not["ours"] = f"not built: {', '.join(missing)}"
             want_ours = False
@@ -1279,9 +1296,10 @@ def main():
         print(f"{label}: not measured: {why}")
     setup_failed = bool(why_not.get("ours")) and args.only != "postfix"
 
-    cgs = {"ours": CGroup("ours"), "postfix": CGroup("postfix")}
+    cgs = {"ours": CGroup("ours", args.no_cgroups), "postfix": CGroup("postfix", args.no_cgroups)}
     if not cgs["ours"].ok:
-        NOTES.append(f"cgroups not usable ({cgs['ours'].error}): CPU time summed from /proc of known processes")
+        NOTES.append(f"cgroups not usable ({cgs['ours'].error}): CPU time summed from /proc of the "
+                     "known processes")
     systems, pairs = {}, {}
     try:
         if want_ours:
@@ -1328,7 +1346,8 @@ def main():
         bench.run()
         for s in list(systems.values()) + [x for pr in pairs.values() for x in pr]:
             if getattr(s, "restarts", 0):
-                NOTES.append(f"{s.name}: mta-smtpd exited when idle and was started again {s.restarts} time(s) "
+                NOTES.append(f"{s.name}: mta-smtpd exited when idle and was started again "
+                             f"{s.restarts} time(s) "
                              "between scenarios (systemd keeps the socket; systemd-socket-activate cannot)")
             s.stop()
         print_table(bench.results)
