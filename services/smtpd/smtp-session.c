@@ -332,6 +332,16 @@ void smtp_session_commit_done(SmtpSession *s, int r) {
         maybe_shutdown(s);
 }
 
+static bool bare_newline_refused(SmtpSession *s) {
+        if (!s->settings->bare_newline_reject || s->local || s->in_mynetworks)
+                return false;
+        LogField f[] = { { "MTA_CLIENT", s->client } };
+        log_event(LOG_INFO, f, ELEMENTSOF(f), "disconnect: bare <LF> received from %s", s->client);
+        transaction_reset(s);
+        close_with(s, "521 5.5.2 %s Error: bare <LF> received", s->settings->hostname);
+        return true;
+}
+
 /* ---- DATA: streaming, line by line ---- */
 
 /* One piece of a line: the whole line (eol) or, for an overlong line, a part of it. Only
@@ -344,6 +354,8 @@ static void data_piece(SmtpSession *s, const char *p, size_t len, bool eol) {
                 crlf = true;
                 len--;
         }
+        if (eol && !crlf && bare_newline_refused(s))
+                return;
         if (s->data_bol && len > 0 && p[0] == '.') {
                 if (eol && len == 1) {
                         if (crlf && s->data_prev_crlf) {
@@ -570,10 +582,7 @@ static int check_mail(SmtpSession *s, char *arg) {
         _cleanup_free_ char *addr = NULL;
         const char *params;
         char *rest;
-        bool helo_required = false;
-
-        (void) config_get_bool(s->settings->config, "smtpd_helo_required", &helo_required);
-        if (helo_required && !s->helo) {
+        if (s->settings->helo_required && !s->helo) {
                 reply(s, "503 5.5.1 Error: send HELO/EHLO first");
                 return -EINVAL;
         }
@@ -1000,10 +1009,13 @@ static size_t feed_command(SmtpSession *s, const char *d, size_t n) {
                 return take;
 
         size_t l = s->line_len;
-        if (l > 0 && s->line[l - 1] == '\r')
+        bool crlf = l > 0 && s->line[l - 1] == '\r';
+        if (crlf)
                 l--;
         s->line[l] = 0;
         s->line_len = 0;
+        if (!crlf && bare_newline_refused(s))
+                return take;
         if (l > limit) {
                 s->count_all[VERB_UNKNOWN]++;
                 s->progress++;

@@ -121,6 +121,13 @@ int smtp_settings_new(Config *c, const SmtpSettings *old, SmtpSettings **ret, ch
                         s->relay_deny = RELAY_DEFER;
         }
 
+        (void) config_get_bool(c, "smtpd_helo_required", &s->helo_required);
+        const char *bare = get(c, "smtpd_forbid_bare_newline", "normalize");
+        if (strcaseeq(bare, "yes") || strcaseeq(bare, "reject"))
+                s->bare_newline_reject = true;
+        else if (!strcaseeq(bare, "normalize") && !strcaseeq(bare, "no") && !isempty(bare))
+                return set_error(ret_error, "smtpd_forbid_bare_newline: unknown value \"%s\"", bare);
+
         _cleanup_free_ char *nerr = NULL;
         r = netlist_parse(get(c, "mynetworks", "127.0.0.0/8 [::1]/128"), &s->mynetworks, &nerr);
         if (r < 0)

@@ -53,6 +53,12 @@ typedef struct SmtpSettings {
 
         bool permit_mynetworks;
         RelayDeny relay_deny;
+        bool helo_required;
+        /* smtpd_forbid_bare_newline = yes/reject: a line ending in a bare LF gets 521 and the
+         * connection is closed, except for mynetworks and local submission (Postfix's default
+         * smtpd_forbid_bare_newline_exclusions = $mynetworks). normalize (default) and no accept
+         * it; only CR LF . CR LF ends DATA in every case. */
+        bool bare_newline_reject;
 
         TlsLevel tls_level;
         SmtpTlsContext *tls;      /* NULL: no STARTTLS */

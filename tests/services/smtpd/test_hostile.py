@@ -220,5 +220,36 @@ class Hostile(SmtpdCase):
         r.expect("220 ", "250 CHUNKING")
 
 
+class BareNewlineReject(SmtpdCase):
+    """smtpd_forbid_bare_newline = yes for a client outside mynetworks (the exclusions)."""
+    MAIN_CF = "mynetworks = 192.0.2.0/24\nsmtpd_forbid_bare_newline = yes\n"
+
+    def test_bare_lf_command(self):
+        r = self.raw()
+        r.send(b"EHLO x\nNOOP\r\n")
+        r.expect("521 5.5.2 mx.example.test Error: bare <LF> received")
+        self.assertTrue(r.closed())
+
+    def test_bare_lf_in_data(self):
+        before = self.queued()
+        r = self.raw()
+        r.send(OPEN)
+        r.expect(*OPEN_REPLIES)
+        r.send(b"line\r\nbare\nmore\r\n.\r\n")
+        r.expect("521 5.5.2 mx.example.test Error: bare <LF> received")
+        self.assertTrue(r.closed())
+        self.assertEqual(self.new_messages(before), [])
+        self.assertNoIncoming()
+
+    def test_crlf_is_fine(self):
+        before = self.queued()
+        r = self.raw()
+        r.send(OPEN)
+        r.expect(*OPEN_REPLIES)
+        r.send(b"a\rb\r\n.\r\n")
+        r.expect(QUEUED)
+        self.assertEqual([body_of(m) for m in self.new_messages(before)], [b"a\rb\n"])
+
+
 if __name__ == "__main__":
     mtatest.main()
