@@ -563,6 +563,8 @@ static Open session_open(Conn *c, const SmtpTarget *t, bool allow_tls, Ehlo *ehl
                         fail_set(f, MAIL_TEMPFAIL, "4.7.5", NULL,
                                  "host %s sent data after the STARTTLS reply", c->host);
                         c->broken = true;
+                        if (cfg->tls == TLS_LEVEL_MAY)
+                                ret = OPEN_RETRY_PLAIN;
                         goto out;
                 }
                 r = tls_start(c, t);

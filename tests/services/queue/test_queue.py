@@ -157,6 +157,7 @@ class RawPeer(threading.Thread):
                 conn.sendall(b"250-raw.remote.test\r\n" + tls + b"250 8BITMIME\r\n")
             elif cmd == b"STAR" and self.broken_tls:
                 conn.sendall(b"220 2.0.0 go ahead\r\n")
+                time.sleep(0.2)   # after the client has started its handshake
                 conn.sendall(b"this is not a TLS server hello\r\n" * 4)
                 return
             elif cmd == b"RCPT" and self.rcpt_reply and b"sender@" not in line:
