@@ -496,7 +496,9 @@ static int expand_name(Expander *x, const char *name, Buf *out) {
                         return -ENOMEM;
         }
         r = buf_add(out, sub.s, sub.n);
-        if (r >= 0 && slot && x->cuts == cuts_before)
+        /* A nested expansion (derive_mydomain() expands myhostname) may have filled the slot
+         * meanwhile; keep the first value rather than leak it. */
+        if (r >= 0 && slot && !*slot && x->cuts == cuts_before)
                 *slot = TAKE_PTR(sub.s);
         free(sub.s);
         return r;
@@ -689,6 +691,11 @@ const char *config_get(const Config *c, const char *name) {
         /* Cut by a loop (so not cached for nested use, where the cut would fall elsewhere) or too
          * large: keep the result for this name alone, so the caller gets a stable pointer; a value
          * that is too large counts as empty. */
+        if (*cut) {
+                /* Filled by a nested config_get() of the same name (through derive_mydomain()). */
+                free(out.s);
+                return *cut;
+        }
         if (r < 0 || !out.s) {
                 free(out.s);
                 out.s = strdup("");

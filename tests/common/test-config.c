@@ -251,6 +251,13 @@ static void test_crlf_and_long(void) {
         assert(streq(config_get(h, "mydomain"), "localdomain"));
         _cleanup_(config_freep) Config *k = load_ok("myhostname = $mydomain\nmydomain = d.example\n");
         assert(streq(config_get(k, "myhostname"), "d.example"));
+        /* myhostname refers to mydomain, whose default derives from myhostname: cut, not endless. */
+        _cleanup_(config_freep) Config *m = load_ok("myhostname = a.$mydomain\n");
+        const char *mh = config_get(m, "myhostname");
+        assert(mh && strncmp(mh, "a.", 2) == 0);
+        assert(config_get(m, "mydomain"));
+        _cleanup_(config_freep) Config *m2 = load_ok("myhostname = a.$mydomain\n");
+        assert(config_get(m2, "mydomain") && config_get(m2, "myorigin"));
         _cleanup_(config_freep) Config *f = load_ok("no_newline_at_end = 1");
         assert(streq(config_get(f, "no_newline_at_end"), "1"));
 }
