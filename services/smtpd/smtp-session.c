@@ -920,6 +920,39 @@ static const Verb verbs[] = {
         { "STARTTLS", VERB_STARTTLS, false, check_starttls, proceed_starttls },
 };
 
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *p, size_t len) {
+        for (size_t i = 0; i < len;) {
+                unsigned char c = p[i];
+                size_t n;
+                uint32_t cp;
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        n = 1, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        n = 2, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        n = 3, cp = c & 0x07;
+                else
+                        return false;
+                if (len - i - 1 < n)
+                        return false;
+                for (size_t k = 1; k <= n; k++) {
+                        if ((p[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i + k] & 0x3f);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += n + 1;
+        }
+        return true;
+}
+
 static void execute(SmtpSession *s, char *line, size_t len) {
         s->progress++;
 
@@ -934,6 +967,12 @@ static void execute(SmtpSession *s, char *line, size_t len) {
                         reply(s, "500 5.5.2 Error: bad syntax");
                         return;
                 }
+        /* 8-bit commands must be UTF-8 (SMTPUTF8), as Postfix with smtputf8_enable = yes. */
+        if (!utf8_valid((const unsigned char *) line, len)) {
+                s->count_all[VERB_UNKNOWN]++;
+                reply(s, "500 5.5.2 Error: bad UTF-8 syntax");
+                return;
+        }
         char *arg = line;
         while (*arg && *arg != ' ' && *arg != '\t')
                 arg++;

@@ -184,8 +184,63 @@ case("DATA after BDAT",
      [b"abc"])
 
 
+# ---- more command-level probes ----
+MAILRCPT = b"EHLO x\r\nMAIL FROM:<a@b.example>\r\n"
+for name, line, want in (
+        ("NUL in RCPT", b"RCPT TO:<mtatest-alice\x00@example.test>", "500 5.5.2 Error: bad syntax"),
+        ("NUL after RCPT", b"RCPT TO:<mtatest-alice@example.test>\x00", "500 5.5.2 Error: bad syntax"),
+        ("CR in RCPT address", b"RCPT TO:<mtatest-alice\r@example.test>", "500 5.5.2 Error: bad syntax"),
+        ("CR before RCPT parameters", b"RCPT TO:<mtatest-alice@example.test>\rNOTIFY=NEVER", "500 5.5.2 Error: bad syntax"),
+        ("invalid UTF-8 in RCPT", b"RCPT TO:<\xff\xfe@example.test>", "500 5.5.2 Error: bad UTF-8 syntax"),
+        ("overlong UTF-8 slash", b"RCPT TO:<\xc0\xaf@example.test>", "500 5.5.2 Error: bad UTF-8 syntax"),
+        ("UTF-8 surrogate", b"RCPT TO:<\xed\xa0\x80@example.test>", "500 5.5.2 Error: bad UTF-8 syntax"),
+        ("truncated UTF-8", b"RCPT TO:<a@example.test\xc3>", "500 5.5.2 Error: bad UTF-8 syntax"),
+        ("UTF-8 local part unknown", b"RCPT TO:<\xc3\xa9t\xc3\xa9@example.test>", "550 5.1.1 "),
+        ("RCPT without brackets", b"RCPT TO:mtatest-alice@example.test", "250 2.1.5 Ok"),
+        ("RCPT upper-case domain", b"RCPT TO:<mtatest-alice@EXAMPLE.TEST>", "250 2.1.5 Ok"),
+        ("RCPT unclosed bracket", b"RCPT TO:<mtatest-alice@example.test", "501 5.1.3 Bad recipient address syntax"),
+        ("RCPT route only", b"RCPT TO:<@a:@b>", "501 5.1.3 Bad recipient address syntax"),
+        ("RCPT ORCPT", b"RCPT TO:<mtatest-alice@example.test> ORCPT=rfc822;x@y", "555 5.5.4 Unsupported option: ORCPT=rfc822;x@y"),
+        ("RCPT quoted local part", b'RCPT TO:<"quoted local"@example.test>', "550 5.1.1 "),
+        ("RCPT double at", b"RCPT TO:<a@b@c>", "454 4.7.1 <a@b@c>: Relay access denied"),
+        ("RCPT empty", b"RCPT TO:<>", "501 5.1.3 Bad recipient address syntax"),
+        ("RCPT space in path", b"RCPT TO:<mtatest-alice @example.test>", "501 5.1.3 Bad recipient address syntax"),
+        ("nested MAIL", b"MAIL FROM:<c@d.example>", "503 5.5.1 Error: nested MAIL command"),
+        ("DATA with argument", b"DATA now", "501 5.5.4 Syntax: DATA"),
+        ("DATA without RCPT", b"DATA", "503 5.5.1 Error: need RCPT command")):
+    case("in transaction: " + name, [(MAILRCPT + line + b"\r\n", ["250 ", "250 2.1.0", want])])
+
+for name, line, want in (
+        ("invalid UTF-8 in EHLO", b"EHLO \xff", "500 5.5.2 Error: bad UTF-8 syntax"),
+        ("NUL in EHLO argument", b"EHLO a\x00b", "500 5.5.2 Error: bad syntax"),
+        ("NUL before line end", b"NOOP\x00", "500 5.5.2 Error: bad syntax"),
+        ("TLS ClientHello on the clear port", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "500 5.5.2 Error: bad syntax"),
+        ("PUT", b"PUT / HTTP/1.1", "502 5.5.2 Error: command not recognized"),
+        ("OPTIONS", b"OPTIONS * HTTP/1.1", "502 5.5.2 Error: command not recognized"),
+        ("POP3 USER", b"USER root", "502 5.5.2 Error: command not recognized"),
+        ("IMAP LOGIN", b"A001 LOGIN x y", "502 5.5.2 Error: command not recognized"),
+        ("long EHLO", b"EHLO " + b"h" * 1500, "250 CHUNKING"),
+        ("long VRFY", b"VRFY " + b"v" * 1000, "252 2.0.0"),
+        ("HELO without name", b"HELO", "501 Syntax: HELO hostname"),
+        ("MAIL BODY lower case", b"MAIL FROM:<> body=8bitmime smtputf8", "250 2.1.0 Ok"),
+        ("MAIL IP literal sender", b"MAIL FROM:<a@[127.0.0.1]>", "250 2.1.0 Ok"),
+        ("MAIL without brackets", b"MAIL FROM:a@b.example", "250 2.1.0 Ok"),
+        ("MAIL AUTH parameter", b"MAIL FROM:<a@b.example> AUTH=<>", "555 5.5.4 Unsupported option: AUTH=<>"),
+        ("MAIL RET parameter", b"MAIL FROM:<a@b.example> RET=FULL", "555 5.5.4 Unsupported option: RET=FULL")):
+    case("command: " + name, [(line + b"\r\n", [want])])
+
+case("a thousand pipelined NOOPs", [(b"NOOP\r\n" * 1000, ["250 2.0.0 Ok"] * 1000)])
+case("end marker then a command in the same write",
+     [(OPEN, OPEN_REPLIES), (b"a\r\n.\r\nRSET\r\n", [QUEUED, "250 2.0.0 Ok"])], [b"a\n"])
+for chunk in (b"x\r\n.\r\nMAIL FROM:<evil@example.org>\r\n", b"\r\n.\r\n", b".\r\nQUIT\r\n"):
+    steps = [(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<" + ALICE + b">\r\nBDAT %d LAST\r\n" % len(chunk) + chunk,
+              ["250 ", "250 2.1.0", "250 2.1.5", QUEUED]), (b"NOOP\r\n", ["250 2.0.0 Ok"])]
+    case("BDAT carrying an end marker %r" % chunk, steps, [chunk.replace(b"\r\n", b"\n")])
+
+
 class Hostile(SmtpdCase):
     MAIN_CF = "mynetworks = 192.0.2.0/24\n"
+    MAIN_CF_NOTE = "127.0.0.1 is outside mynetworks: every relay attempt must be refused"
 
     def run_case(self, name, steps, bodies, closed, greet):
         before = self.queued()
@@ -204,7 +259,7 @@ class Hostile(SmtpdCase):
         self.assertEqual(got, sorted(bodies), name)
 
     def test_battery(self):
-        self.assertGreaterEqual(len(CASES), 110)
+        self.assertGreaterEqual(len(CASES), 150)
         failures = []
         for c in CASES:
             try:
