@@ -736,7 +736,15 @@ static int finish(Pass *p) {
                         if (bounced && o->key && done_append(p, o->rcpt, o->key, true) < 0)
                                 p->failed_io = true;
                 }
-        if (p->done_dirty && p->done_fd >= 0 && fsync(p->done_fd) < 0) {
+        /* The records must survive a power cut only when the message stays queued, so that the next
+         * attempt skips what was done. A message that leaves the queue now takes them along: if the
+         * power fails before its removal reaches the disk, deliveries are repeated, never lost (and
+         * after a crash of the process alone, the written records still prevent repeats). */
+        bool stays = p->failed_io;
+        for (size_t i = 0; i < p->n_outcomes; i++)
+                if (p->outcomes[i].status == MAIL_TEMPFAIL && !p->expired)
+                        stays = true;
+        if (stays && p->done_dirty && p->done_fd >= 0 && fsync(p->done_fd) < 0) {
                 log_error_errno(errno, "%s: cannot sync done/ log: %m", f->id);
                 p->failed_io = true;
         }
