@@ -620,7 +620,9 @@ static void deliver_command(const LocalSettings *s, const RunAs *u, const LocalR
                 uint64_t now = mono_usec();
                 if (now >= deadline) {
                         timed_out = true;
+                        /* The group, and the command itself in case it has not reached setsid(). */
                         (void) kill(-cmd, SIGKILL);
+                        (void) kill(cmd, SIGKILL);
                         (void) waitpid(cmd, &status, 0);
                         break;
                 }
