@@ -688,6 +688,10 @@ const char *config_get(const Config *c, const char *name) {
                 free(out.s);
                 return *slot;
         }
+        if (*cut) {       /* filled by a nested call for the same name */
+                free(out.s);
+                return *cut;
+        }
         /* Cut by a loop (so not cached for nested use, where the cut would fall elsewhere) or too
          * large: keep the result for this name alone, so the caller gets a stable pointer; a value
          * that is too large counts as empty. */
