@@ -521,6 +521,32 @@ class TestContainer(unittest.TestCase):
         self.swaks("alice@example.test", token)
         self.wait_for_subjects("alice", [token])
 
+    @diagnose
+    def test_12_tls_key_from_credentials(self):
+        """STARTTLS with a key only root can read, handed over by LoadCredential=."""
+        c = self.c
+        key, cert = os.path.join(self.workdir, "tls.key"), os.path.join(self.workdir, "tls.pem")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                            key, "-out", cert, "-days", "2", "-subj", "/CN=mx.example.test"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest(f"openssl cannot make a test certificate: {r.stderr}")
+        os.makedirs(c.path("/etc/ssl/private"), exist_ok=True)
+        shutil.copyfile(key, c.path("/etc/ssl/private/mta-test.key"))
+        os.chmod(c.path("/etc/ssl/private/mta-test.key"), 0o600)
+        shutil.copyfile(cert, c.path("/etc/ssl/private/mta-test.pem"))
+        os.makedirs(c.path("/etc/systemd/system/mta-smtpd.service.d"), exist_ok=True)
+        c.write("/etc/systemd/system/mta-smtpd.service.d/tls.conf",
+                "[Service]\nLoadCredential=smtpd-key:/etc/ssl/private/mta-test.key\n"
+                "LoadCredential=smtpd-cert:/etc/ssl/private/mta-test.pem\n")
+        c.write("/etc/mta/main.cf", MAIN_CF + "smtpd_tls_security_level = may\n")
+        c.run("systemctl", "daemon-reload")
+        c.run("systemctl", "stop", "mta-smtpd.service")
+        token = f"e2e-tls-{uuid.uuid4().hex[:8]}"
+        r = self.swaks("alice@example.test", token, extra=("--tls",))
+        self.assertIn("TLS started", r.stdout)
+        self.wait_for_subjects("alice", [token])
+
 
 if __name__ == "__main__":
     mtatest.main()
