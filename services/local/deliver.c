@@ -23,6 +23,7 @@
 #include "common/strv.h"
 #include "services/local/deliver.h"
 #include "services/local/mailbox.h"
+#include "services/local/maildir.h"
 #include "services/local/mbox.h"
 
 #define FORWARD_MAX (32 * 1024)
@@ -110,8 +111,15 @@ int local_settings_load(const Config *c, LocalSettings *ret) {
         raw = c ? config_get(c, "command_execution_directory") : NULL;
         if (!isempty(raw) && raw[0] == '/' && !(s.command_directory = strdup(raw)))
                 goto oom;
-        if (c && !isempty(config_get(c, "home_mailbox")))
-                log_warning("home_mailbox is not supported; delivering to %s.", s.spool_dir);
+        raw = c ? config_get(c, "home_mailbox") : NULL;
+        if (!isempty(raw)) {
+                if (raw[0] == '/') {
+                        log_error("home_mailbox must be relative to the home directory: %s", raw);
+                        goto fail;
+                }
+                if (!(s.home_mailbox = strdup(raw)))
+                        goto oom;
+        }
         if (c && !isempty(config_get(c, "mailbox_command")))
                 log_warning("mailbox_command is not supported; delivering to %s.", s.spool_dir);
         /* forward_path needs the raw value: $home and $user are per delivery, not main.cf names. */
@@ -131,6 +139,7 @@ fail:
 
 void local_settings_done(LocalSettings *s) {
         free(s->spool_dir);
+        free(s->home_mailbox);
         free(s->default_privs);
         free(s->command_directory);
         free(s->forward_path);
@@ -362,6 +371,60 @@ static MailboxOptions mailbox_options(const LocalSettings *s, const RunAs *u) {
         };
 }
 
+/* home_mailbox: "Mailbox" (an mbox file, with a dot-lock beside it) or "Maildir/", relative to
+ * the home directory, which is opened as the user. */
+static void deliver_home_mailbox(const LocalSettings *s, const RunAs *u, const LocalRequest *req,
+                                 int queue_fd, const MailboxOptions *o, const MboxEnvelope *env,
+                                 LocalOutcome *ret) {
+        _cleanup_close_ int home_fd = -EBADF, dir_fd = -EBADF;
+        _cleanup_free_ char *dir = NULL;
+        const char *hm = s->home_mailbox, *base;
+        MailboxOutcome mo = {};
+        size_t n = strlen(hm);
+        int r;
+
+        home_fd = open(u->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (home_fd < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open home directory %s: %m", u->home);
+                return;
+        }
+        if (hm[n - 1] == '/')
+                r = maildir_deliver(home_fd, hm, o, queue_fd, req->offset, req->size, env, &mo);
+        else {
+                base = strrchr(hm, '/');
+                if (base) {
+                        dir = strndup(hm, (size_t) (base - hm));
+                        base++;
+                } else {
+                        dir = strdup(".");
+                        base = hm;
+                }
+                if (!dir) {
+                        set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                        return;
+                }
+                if (strstr(hm, "..") || streq(base, ".")) {
+                        set_outcome(ret, MAIL_TEMPFAIL, "4.3.5", "home_mailbox %s is not a file below home",
+                                    hm);
+                        return;
+                }
+                dir_fd = openat(home_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dir_fd < 0) {
+                        set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s/%s: %m", u->home, dir);
+                        return;
+                }
+                r = mailbox_append(dir_fd, base, o, queue_fd, req->offset, req->size, env, &mo);
+        }
+        if (r < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to %s: %s", hm, strerror(-r));
+                return;
+        }
+        if (mo.status == MAIL_OK)
+                set_outcome(ret, MAIL_OK, mo.dsn, "delivered to %s/%s", u->home, hm);
+        else
+                set_outcome(ret, mo.status, mo.dsn, "%s", mo.text);
+}
+
 static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
                             LocalOutcome *ret) {
         _cleanup_close_ int dir_fd = -EBADF;
@@ -389,14 +452,18 @@ static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalR
                 }
         }
 
+        MailboxOptions o = mailbox_options(s, u);
+        MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
+        if (s->home_mailbox) {
+                deliver_home_mailbox(s, u, req, queue_fd, &o, &env, ret);
+                return;
+        }
         dir_fd = open(s->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0) {
                 set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot open mail_spool_directory %s: %m",
                             s->spool_dir);
                 return;
         }
-        MailboxOptions o = mailbox_options(s, u);
-        MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
         r = mailbox_append(dir_fd, u->name, &o, queue_fd, req->offset, req->size, &env, &mo);
         if (r < 0) {
                 set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to mailbox: %s", strerror(-r));
@@ -804,7 +871,8 @@ static int deliver_as(const LocalSettings *s, const LocalRequest *req, RunAs *re
         /* The spool directory is root:mail 2775 on Debian: creating a mailbox or NAME.lock there
          * needs its group. Only mailbox deliveries get it, and no other: a command with group mail
          * could remove or replace anyone's mailbox. Never group root. */
-        if (mailbox && stat(s->spool_dir, &st) == 0 && st.st_gid != 0 && st.st_gid != ret->gid)
+        if (mailbox && !s->home_mailbox && stat(s->spool_dir, &st) == 0 && st.st_gid != 0 &&
+            st.st_gid != ret->gid)
                 ret->groups[ret->n_groups++] = st.st_gid;
         return 0;
 }

@@ -26,6 +26,7 @@
 
 typedef struct LocalSettings {
         char *spool_dir;              /* mail_spool_directory */
+        char *home_mailbox;           /* relative to home; "/" at the end: Maildir; NULL: spool */
         uint64_t mailbox_size_limit;  /* 0: none; also for file deliveries */
         uint64_t command_time_limit;  /* seconds */
         char *default_privs;

@@ -89,8 +89,9 @@ int mbox_writer_header(MboxWriter *w, const MboxEnvelope *env) {
         if (!localtime_r(&env->date, &tm) || strftime(date, sizeof date, "%a %b %e %H:%M:%S %Y", &tm) == 0)
                 return -EINVAL;
 
-        if ((r = put(w, "From ", 5)) < 0 || (r = put(w, from, strlen(from))) < 0 ||
-            (r = snprintf(line, sizeof line, " %s\n", date)) < 0 || (r = put(w, line, strlen(line))) < 0)
+        if (!(w->flags & MBOX_NO_FROM_LINE) &&
+            ((r = put(w, "From ", 5)) < 0 || (r = put(w, from, strlen(from))) < 0 ||
+             (r = snprintf(line, sizeof line, " %s\n", date)) < 0 || (r = put(w, line, strlen(line))) < 0))
                 return r;
         if ((r = put(w, "Return-Path: <", 14)) < 0 || (r = put(w, rp, strlen(rp))) < 0 ||
             (r = put(w, ">\n", 2)) < 0)

@@ -21,6 +21,7 @@
 typedef enum MboxFlags {
         MBOX_QUOTE_FROM = 1 << 0,
         MBOX_BLANK_LINE = 1 << 1,
+        MBOX_NO_FROM_LINE = 1 << 2,   /* Maildir files: no "From " separator line */
 } MboxFlags;
 
 typedef struct MboxEnvelope {

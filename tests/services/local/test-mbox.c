@@ -88,6 +88,18 @@ static void test_header(void) {
                           "Delivered-To: r?@y\n"
                           "S: x\n\nbody\n\n"));
 
+        /* Maildir files: no separator line, no quoting. */
+        int fd2 = memfd_create("maildir", MFD_CLOEXEC);
+        assert(fd2 >= 0);
+        memset(buf, 0, sizeof buf);
+        mbox_writer_init(w, fd2, MBOX_NO_FROM_LINE);
+        assert(mbox_writer_header(w, &e) == 0);
+        assert(mbox_writer_body(w, "From x\n", 7) == 0);
+        assert(mbox_writer_finish(w) == 0);
+        assert(pread(fd2, buf, sizeof buf - 1, 0) > 0);
+        assert(streq(buf, "Return-Path: <a b??@x>\nDelivered-To: r?@y\nFrom x\n"));
+        close(fd2);
+
         mbox_writer_init(w, -1, 0);
         e = (MboxEnvelope) { .sender = "", .date = 0 };
         assert(mbox_writer_header(w, &e) == 0);

@@ -804,6 +804,61 @@ class LocalTest(unittest.TestCase):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(fwd)
 
+    # ---- home_mailbox ----
+
+    def test_home_mailbox(self):
+        pw = self.users[ALICE]
+        os.makedirs(pw.pw_dir, exist_ok=True)
+        mbox_path = os.path.join(pw.pw_dir, "Mailbox")
+        maildir = os.path.join(pw.pw_dir, "Mail", "inbox")
+        content = "Subject: home\n\nFrom here\nno newline"
+        try:
+            self.config("home_mailbox = Mailbox\n")
+            a = self.agent()
+            self.ok(self.deliver(a, ALICE, content))
+            self.ok(self.deliver(a, ALICE, content))
+            st = os.stat(mbox_path)
+            self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (pw.pw_uid, 0o600))
+            e = mbox_entry("sender@example.test", ALICE + "@example.test", content)
+            self.assert_mbox(mbox_path, [e, e])
+            self.assertFalse(os.path.exists(self.mbox(ALICE)))
+            # Same safety as in the spool.
+            os.unlink(mbox_path)
+            os.symlink("/etc/passwd", mbox_path)
+            r = self.deliver(a, ALICE, content)
+            self.assertEqual((r["s"], r["d"]), ("tempfail", "4.2.0"), r)
+            os.unlink(mbox_path)
+
+            self.config("home_mailbox = Mail/inbox/\n")
+            a = self.agent()
+            self.ok(self.deliver(a, ALICE, content))
+            self.ok(self.deliver(a, ALICE, content, sender=""))
+            for sub in ("tmp", "new", "cur"):
+                st = os.stat(os.path.join(maildir, sub))
+                self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (pw.pw_uid, 0o700))
+            self.assertEqual(os.listdir(os.path.join(maildir, "tmp")), [])
+            files = sorted(os.listdir(os.path.join(maildir, "new")))
+            self.assertEqual(len(files), 2)
+            bodies = sorted(open(os.path.join(maildir, "new", f), "rb").read() for f in files)
+            want = sorted([
+                b"Return-Path: <sender@example.test>\nDelivered-To: %s@example.test\n" % ALICE.encode()
+                + content.encode() + b"\n",
+                b"Return-Path: <>\nDelivered-To: %s@example.test\n" % ALICE.encode() + content.encode() + b"\n"])
+            self.assertEqual(bodies, want)
+            for f in files:
+                self.assertTrue(f.endswith(",S=%d" % len(open(os.path.join(maildir, "new", f), "rb").read())), f)
+            box = mailbox.Maildir(maildir, create=False)
+            self.assertEqual(sorted(m["Subject"] for m in box), ["home", "home"])
+            # mailbox_size_limit limits each message file.
+            self.config("home_mailbox = Mail/inbox/\nmailbox_size_limit = 50\n")
+            r = self.deliver(self.agent(), ALICE, content)
+            self.assertEqual((r["s"], r["d"]), ("permfail", "5.2.2"), r)
+            self.assertEqual(len(os.listdir(os.path.join(maildir, "new"))), 2)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mbox_path)
+            shutil.rmtree(os.path.join(pw.pw_dir, "Mail"), ignore_errors=True)
+
     # ---- privileges ----
 
     def test_unprivileged(self):
