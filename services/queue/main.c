@@ -14,6 +14,7 @@
 #include "common/strv.h"
 #include "services/queue/local-agent.h"
 #include "services/queue/runner.h"
+#include "services/queue/workers.h"
 
 static const char *arg_config_dir = NULL;
 static bool arg_flush = false;
@@ -60,11 +61,41 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
-int main(int argc, char *argv[]) {
-        _cleanup_(config_freep) Config *config = NULL;
+/* One worker: its own local delivery agent, then mail_owner's rights, then the run. */
+static int run_worker(const Config *config, const char *dir) {
         _cleanup_(runner_freep) Runner *runner = NULL;
         _cleanup_free_ char *error = NULL;
         LocalAgent *agent = NULL;
+        int r;
+
+        r = local_agent_new(dir, 1000, &agent);
+        if (r < 0)
+                return log_oom(), EXIT_FAILURE;
+        /* Root outside systemd: start the privileged delivery agent while we still can, then drop. */
+        if (geteuid() == 0) {
+                r = local_agent_spawn(agent);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot start mta-local, local mail will be deferred: %m");
+        }
+        r = privs_drop_if_root(config_get(config, "mail_owner"));
+        if (r < 0) {
+                local_agent_free(agent);
+                log_error_errno(r, "Cannot drop privileges to mail_owner %s: %m", config_get(config, "mail_owner"));
+                return EXIT_FAILURE;
+        }
+        RunnerOptions o = { .flush = arg_flush, .ids = arg_ids };
+        r = runner_new(config, agent, &o, &runner, &error);
+        if (r < 0) {
+                log_error_errno(r, "%s: %s", config_path(config), error ? error : "cannot set up the queue run");
+                return EXIT_FAILURE;
+        }
+        return runner_run(runner) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_free_ char *error = NULL;
+        Workers workers;
         int r;
 
         log_setup("mta-queue", LOG_TARGET_AUTO);
@@ -83,31 +114,28 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Cannot load configuration: %s", error ? error : "%m");
                 return 2;
         }
-
-        r = local_agent_new(dir, 1000, &agent);
-        if (r < 0)
-                return log_oom(), EXIT_FAILURE;
-        /* Root outside systemd: start the privileged delivery agent while we still can, then drop. */
-        if (geteuid() == 0) {
-                r = local_agent_spawn(agent);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot start mta-local, local mail will be deferred: %m");
-        }
-        r = privs_drop_if_root(config_get(config, "mail_owner"));
-        if (r < 0) {
-                local_agent_free(agent);
-                log_error_errno(r, "Cannot drop privileges to mail_owner %s: %m", config_get(config, "mail_owner"));
-                return EXIT_FAILURE;
+        /* Check the settings once, before any worker starts. */
+        {
+                _cleanup_(runner_freep) Runner *probe = NULL;
+                RunnerOptions o = { .flush = arg_flush, .ids = arg_ids };
+                r = runner_new(config, NULL, &o, &probe, &error);
+                if (r < 0) {
+                        log_error_errno(r, "%s: %s", config_path(config), error ? error : "cannot set up the queue run");
+                        strv_free(arg_ids);
+                        return r == -ENOMEM ? EXIT_FAILURE : 2;
+                }
         }
 
-        RunnerOptions o = { .flush = arg_flush, .ids = arg_ids };
-        r = runner_new(config, agent, &o, &runner, &error);
-        if (r < 0) {
-                log_error_errno(r, "%s: %s", config_path(config), error ? error : "cannot set up the queue run");
-                strv_free(arg_ids);
-                return r == -ENOMEM ? EXIT_FAILURE : 2;
+        /* With a backlog, several workers share the scan. */
+        unsigned n = workers_count(config_get(config, "queue_directory"), arg_flush, arg_ids != NULL);
+        bool parent = workers_start(&workers, n) != 0;
+
+        int ret = run_worker(config, dir);
+        if (parent) {
+                int w = workers_wait(&workers);
+                if (w > ret)
+                        ret = w;
         }
-        r = runner_run(runner);
         strv_free(arg_ids);
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ret;
 }

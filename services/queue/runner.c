@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,6 +427,31 @@ static char *delivery_key(const Delivery *d) {
 
 static int handle_delivery(Pass *p, size_t rcpt, const Delivery *d, unsigned depth, char **chain);
 
+#define TURN_BUCKETS 64
+
+/* Returns a locked fd (or -EBADF when locking is not possible, then there is no turn taking). */
+static int mailbox_turn(Runner *r, const Delivery *d) {
+        char path[PATH_MAX];
+        uint32_t h = 2166136261u;
+
+        if (d->kind != DELIVERY_MAILBOX || isempty(d->user))
+                return -EBADF;
+        for (const unsigned char *c = (const unsigned char *) d->user; *c; c++)
+                h = (h ^ *c) * 16777619u;
+        if (snprintf(path, sizeof path, "%s/.turns", r->queue_dir) >= (int) sizeof path)
+                return -EBADF;
+        (void) mkdir(path, 0700);
+        if (snprintf(path, sizeof path, "%s/.turns/%02u", r->queue_dir, h % TURN_BUCKETS) >= (int) sizeof path)
+                return -EBADF;
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -EBADF;
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return safe_close(fd);
+        return fd;
+}
+
 static int deliver_local(Pass *p, size_t rcpt, const Delivery *d, const char *key, unsigned depth, char **chain) {
         Runner *r = p->runner;
         QueueFile *f = p->f;
@@ -448,7 +474,11 @@ static int deliver_local(Pass *p, size_t rcpt, const Delivery *d, const char *ke
                 .size = f->content_size,
                 .flags = noforward ? "noforward" : NULL,
         };
+        /* Parallel workers take turns per mailbox: a blocking flock here wakes the next one at once,
+         * where mta-local's own mailbox lock would make it poll. */
+        _cleanup_close_ int turn = mailbox_turn(r, d);
         k = local_agent_deliver(r->agent, &req, p->content_fd, &res);
+        turn = safe_close(turn);
         if (k < 0)
                 return k;
 

@@ -532,7 +532,8 @@ class RemoteTest(unittest.TestCase):
         self.assertEqual(sorted(set(got)), sorted(subjects), "nothing lost")
         dups = len(got) - len(set(got))
         print(f"crash test: {before} delivered before the kill, {dups} duplicate(s)", file=sys.stderr)
-        self.assertLessEqual(dups, 1, "at most the message in flight repeats")
+        # At most the message each worker process had in flight repeats (mta-queue uses up to 4).
+        self.assertLessEqual(dups, 4)
         self.assertEqual(pending_files(inst), [])
 
     def test_stale_incoming_removed(self):
