@@ -703,6 +703,18 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(len(inst.read_mbox("mtatest-alice")), 1)
         self.assertEqual(len(inst.read_mbox("mtatest-bob")), 1)
 
+    def test_parallel_workers_deliver_once(self):
+        inst = self.inst
+        users = ["mtatest-alice", "mtatest-bob", "mtatest-carol"]
+        for i in range(60):
+            enqueue(inst, "s@remote.test", [users[i % 3] + "@a.example.test"], message(f"par{i}"))
+        r = inst.run("mta-queue", env={"MTA_QUEUE_WORKERS": "3"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(pending_files(inst), [], r.stderr)
+        for n, u in enumerate(users):
+            got = sorted(m["Subject"] for m in inst.read_mbox(u))
+            self.assertEqual(got, sorted(f"par{i}" for i in range(n, 60, 3)))
+
     def test_dot_forward(self):
         inst = self.inst
         carol = pwd.getpwnam("mtatest-carol")
