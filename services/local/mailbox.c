@@ -105,6 +105,10 @@ static int safe_open(int dir_fd, const char *name, const MailboxOptions *o, bool
                                 *ret_why = why;
                                 return -EPERM;
                         }
+                        /* The runner removes the queue file once we report success; a mailbox whose
+                         * directory entry is still only in memory could vanish with a power cut. */
+                        if (fsync(dir_fd) < 0)
+                                return negative_errno();
                         return TAKE_FD(fd);
                 }
                 why = unsafe_reason(&before, o);
