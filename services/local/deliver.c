@@ -120,8 +120,10 @@ int local_settings_load(const Config *c, LocalSettings *ret) {
                 if (!(s.home_mailbox = strdup(raw)))
                         goto oom;
         }
-        if (c && !isempty(config_get(c, "mailbox_command")))
-                log_warning("mailbox_command is not supported; delivering to %s.", s.spool_dir);
+        /* Raw: its $names are per delivery (and usually environment variables), not main.cf's. */
+        raw = c ? config_get_raw(c, "mailbox_command") : NULL;
+        if (!isempty(raw) && !(s.mailbox_command = local_command_translate(raw)))
+                goto oom;
         /* forward_path needs the raw value: $home and $user are per delivery, not main.cf names. */
         raw = c ? config_get_raw(c, "forward_path") : "$home/.forward";
         if (!raw)
@@ -137,9 +139,55 @@ fail:
         return r;
 }
 
+char *local_command_translate(const char *raw) {
+        static const struct {
+                const char *name, *env;
+        } names[] = {
+                { "user", "USER" },
+                { "home", "HOME" },
+                { "shell", "SHELL" },
+                { "sender", "SENDER" },
+                { "recipient", "RECIPIENT" },
+                { "local", "LOCAL" },
+                { "domain", "DOMAIN" },
+                { "extension", "EXTENSION" },
+                { "original_recipient", "ORIGINAL_RECIPIENT" },
+        };
+        size_t cap = strlen(raw) * 6 + 1, n = 0;
+        char *out = malloc(cap);
+
+        if (!out)
+                return NULL;
+        for (const char *p = raw; *p;) {
+                bool done = false;
+                if (*p == '$') {
+                        bool brace = p[1] == '{';
+                        const char *q = p + 1 + brace;
+                        for (size_t i = 0; i < ELEMENTSOF(names) && !done; i++) {
+                                size_t l = strlen(names[i].name);
+                                if (strncmp(q, names[i].name, l) != 0)
+                                        continue;
+                                /* "$user" but not "$username", "${user}" but not "${user?x}". */
+                                char next = q[l];
+                                if (brace ? next != '}' : (next == '_' || (next >= 'a' && next <= 'z') ||
+                                                           (next >= '0' && next <= '9')))
+                                        continue;
+                                n += (size_t) sprintf(out + n, "${%s}", names[i].env);
+                                p = q + l + brace;
+                                done = true;
+                        }
+                }
+                if (!done)
+                        out[n++] = *p++;
+        }
+        out[n] = '\0';
+        return out;
+}
+
 void local_settings_done(LocalSettings *s) {
         free(s->spool_dir);
         free(s->home_mailbox);
+        free(s->mailbox_command);
         free(s->default_privs);
         free(s->command_directory);
         free(s->forward_path);
@@ -351,6 +399,9 @@ static int forward_read(const LocalSettings *s, const RunAs *u, char **ret) {
 
 /* ---- in the child: mailbox and file ---- */
 
+static void deliver_command(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
+                            LocalOutcome *ret);
+
 static bool flag_set(const char *flags, const char *name) {
         _cleanup_strv_free_ char **l = NULL;
         return flags && strv_split_list(flags, &l) == 0 && strv_contains(l, name);
@@ -452,6 +503,12 @@ static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalR
                 }
         }
 
+        if (s->mailbox_command) {
+                LocalRequest cmd = *req;
+                cmd.target = s->mailbox_command;
+                deliver_command(s, u, &cmd, queue_fd, ret);
+                return;
+        }
         MailboxOptions o = mailbox_options(s, u);
         MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
         if (s->home_mailbox) {
@@ -784,7 +841,8 @@ static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, 
                                 return EX_OSERR;
                 }
         }
-        if (!streq(req->kind, "command"))
+        /* Commands may need set-gid helpers (Debian's procmail is set-gid mail). */
+        if (!streq(req->kind, "command") && !(streq(req->kind, "mailbox") && s->mailbox_command))
                 (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         /* Die with mta-local: the runner, which then gets no reply, will try again, and the
          * dot-lock journal lets that delivery cut off whatever we had written. Going on alone
@@ -855,7 +913,9 @@ static int deliver_as(const LocalSettings *s, const LocalRequest *req, RunAs *re
                             strerror(-r));
                 return r;
         }
-        if (!mailbox && pw->pw_uid == 0) {
+        /* mailbox_command is a command like any other: never as root, never with group mail. */
+        bool command = !mailbox || s->mailbox_command;
+        if (command && pw->pw_uid == 0) {
                 r = lookup_user(s->default_privs, &pw);
                 if (r < 0 || pw->pw_uid == 0) {
                         set_outcome(out, MAIL_TEMPFAIL, "4.3.5", "default_privs account \"%s\" is unusable",
@@ -871,7 +931,7 @@ static int deliver_as(const LocalSettings *s, const LocalRequest *req, RunAs *re
         /* The spool directory is root:mail 2775 on Debian: creating a mailbox or NAME.lock there
          * needs its group. Only mailbox deliveries get it, and no other: a command with group mail
          * could remove or replace anyone's mailbox. Never group root. */
-        if (mailbox && !s->home_mailbox && stat(s->spool_dir, &st) == 0 && st.st_gid != 0 &&
+        if (!command && !s->home_mailbox && stat(s->spool_dir, &st) == 0 && st.st_gid != 0 &&
             st.st_gid != ret->gid)
                 ret->groups[ret->n_groups++] = st.st_gid;
         return 0;

@@ -27,6 +27,7 @@
 typedef struct LocalSettings {
         char *spool_dir;              /* mail_spool_directory */
         char *home_mailbox;           /* relative to home; "/" at the end: Maildir; NULL: spool */
+        char *mailbox_command;        /* run in place of mailbox delivery; NULL: none */
         uint64_t mailbox_size_limit;  /* 0: none; also for file deliveries */
         uint64_t command_time_limit;  /* seconds */
         char *default_privs;
@@ -40,6 +41,10 @@ typedef struct LocalSettings {
 } LocalSettings;
 
 int local_settings_load(const Config *c, LocalSettings *ret);
+/* Rewrites Postfix's delivery-time names in mailbox_command ($user, ${extension}, ...) into
+ * references to the environment variables that carry them ("${USER}", ...), so the shell expands
+ * them inside the administrator's quoting and no envelope data enters the command string. */
+char *local_command_translate(const char *raw);
 void local_settings_done(LocalSettings *s);
 
 typedef struct LocalOutcome {

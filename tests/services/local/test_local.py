@@ -859,6 +859,30 @@ class LocalTest(unittest.TestCase):
                 os.unlink(mbox_path)
             shutil.rmtree(os.path.join(pw.pw_dir, "Mail"), ignore_errors=True)
 
+    def test_mailbox_command(self):
+        d = tempfile.mkdtemp(dir=self.inst.root)
+        os.chmod(d, 0o1777)
+        pwned = self.inst.path("PWNED")
+        # Postfix's lower-case names become the environment variables that carry them.
+        self.config('mailbox_command = cat > %s/"$user".msg; printf "%%s|%%s|%%s\\n" "$extension" '
+                    '"${recipient}" "$(id -u):$(id -G)" > %s/"$USER".env\n' % (d, d))
+        a = self.agent()
+        evil = "x$(touch %s)" % pwned
+        self.ok(self.deliver(a, ALICE, "Subject: cmd\n\nFrom x\n", recipient=evil + "@example.test",
+                             extension=evil))
+        self.assertFalse(os.path.exists(pwned))
+        self.assertFalse(os.path.exists(self.mbox(ALICE)))
+        pw = self.users[ALICE]
+        self.assertEqual(open(os.path.join(d, ALICE + ".env")).read(),
+                         "%s|%s@example.test|%d:%d\n" % (evil, evil, pw.pw_uid, pw.pw_gid))
+        msg = open(os.path.join(d, ALICE + ".msg"), "rb").read()
+        self.assertTrue(normalise(msg).startswith(b"From sender@example.test DATE\nReturn-Path:"), msg)
+        self.assertTrue(msg.endswith(b"\nFrom x\n"), msg)
+        # Never as root.
+        self.ok(self.deliver(a, "root", "Subject: cmd\n\nx\n"))
+        uid, groups = open(os.path.join(d, "nobody.env")).read().strip().split("|")[2].split(":")
+        self.assertEqual(int(uid), pwd.getpwnam("nobody").pw_uid)
+
     # ---- privileges ----
 
     def test_unprivileged(self):
