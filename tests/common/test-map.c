@@ -57,6 +57,7 @@ static void test_ref(void) {
         free(t), free(p);
         assert(map_ref_parse("/etc/a:b", &t, &p) == 0);   /* a path starting with '/' is never split */
         assert(streq(t, "gdbm") && streq(p, "/etc/a:b"));
+        free(t), free(p);
         t = p = NULL;
         assert(map_ref_parse("ldap:/etc/ldap.cf", &t, &p) == -EOPNOTSUPP);
         assert(map_ref_parse("cidr:/etc/x", &t, &p) == -EOPNOTSUPP);
