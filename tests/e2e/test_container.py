@@ -525,6 +525,8 @@ class TestContainer(unittest.TestCase):
     def test_12_tls_key_from_credentials(self):
         """STARTTLS with a key only root can read, handed over by LoadCredential=."""
         c = self.c
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is not installed")
         key, cert = os.path.join(self.workdir, "tls.key"), os.path.join(self.workdir, "tls.pem")
         r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                             key, "-out", cert, "-days", "2", "-subj", "/CN=mx.example.test"],
