@@ -498,6 +498,10 @@ static int deliver_local(Pass *p, size_t rcpt, const Delivery *d, const char *ke
                         k = -ENOMEM;
                 for (size_t i = 0; i < dl.n && k >= 0; i++)
                         k = handle_delivery(p, rcpt, &dl.items[i], depth + 1, c);
+                /* A .forward that names nothing usable must not swallow the mail: it goes to the
+                 * mailbox, without reading the file again. */
+                if (k >= 0 && dl.n == 0)
+                        k = deliver_local(p, rcpt, d, key, depth + 1, c);
                 delivery_list_done(&dl);
                 return k;
         }
@@ -783,12 +787,11 @@ static int finish(Pass *p) {
         for (size_t i = 0; i < f->n_recipients; i++) {
                 if (f->recipients[i].status != RECIPIENT_PENDING)
                         continue;
-                bool temp = false, bounced = false, any = false;
+                bool temp = false, bounced = false;
                 for (size_t j = 0; j < p->n_outcomes; j++) {
                         const Outcome *o = &p->outcomes[j];
                         if (o->rcpt != i)
                                 continue;
-                        any = true;
                         if (o->status == MAIL_TEMPFAIL && !p->expired)
                                 temp = true;
                         else if (o->status != MAIL_OK)
@@ -804,7 +807,6 @@ static int finish(Pass *p) {
                         pending = true;
                         continue;
                 }
-                (void) any;
                 k = queue_file_set_recipient_status(f, i, bounced ? RECIPIENT_BOUNCED : RECIPIENT_DELIVERED);
                 if (k < 0) {
                         log_error_errno(k, "%s: cannot update recipient status: %m", f->id);
