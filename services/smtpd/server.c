@@ -74,6 +74,8 @@ struct Connection {
         size_t pending_len;
         CommitJob *job;
         uint64_t progress_seen;
+        bool counted;              /* subject to the per-client connection limit */
+        char address[INET6_ADDRSTRLEN + 1];
 };
 
 static void server_update_idle(Server *s);
@@ -435,7 +437,21 @@ static int conn_new(Server *s, int fd, bool local, const struct sockaddr_storage
                 conn_free(c);
                 return r;
         }
-        smtp_session_start(c->session);
+        unsigned same = 0;
+        if (!local && !peer.in_mynetworks && s->settings->client_connection_limit > 0) {
+                c->counted = true;
+                memcpy(c->address, address, sizeof c->address);
+                for (Connection *o = s->connections; o; o = o->next)
+                        if (o != c && o->counted && streq(o->address, c->address))
+                                same++;
+        }
+        if (same >= s->settings->client_connection_limit && c->counted) {
+                char why[sizeof address + 64];
+                snprintf(why, sizeof why, "too many connections from %s", address);
+                c->counted = false;
+                smtp_session_start_refused(c->session, why);
+        } else
+                smtp_session_start(c->session);
         server_status(s, false);
         conn_process(c);
         return 0;

@@ -1178,6 +1178,12 @@ void smtp_session_start(SmtpSession *s) {
         reply(s, "220 %s", s->settings->banner);
 }
 
+void smtp_session_start_refused(SmtpSession *s, const char *why) {
+        LogField f[] = { { "MTA_CLIENT", s->client }, { "MTA_STATUS", "rejected" } };
+        log_event(LOG_WARNING, f, ELEMENTSOF(f), "refused connection from %s: %s", s->client, why);
+        close_with(s, "421 4.7.0 %s Error: %s", s->settings->hostname, why);
+}
+
 void smtp_session_eof(SmtpSession *s) {
         if (s->writer || s->mode == MODE_DATA || s->mode == MODE_BDAT) {
                 LogField f[] = { { "MTA_CLIENT", s->client } };

@@ -47,6 +47,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpSession *, smtp_session_free);
 
 /* Writes the 220 greeting and logs the connection. */
 void smtp_session_start(SmtpSession *s);
+/* Instead of the greeting: "421 4.7.0 host Error: <why>", and the session closes. */
+void smtp_session_start_refused(SmtpSession *s, const char *why);
 
 /* Consumes input; returns how many bytes were taken (fewer when paused or the output is full). */
 size_t smtp_session_feed(SmtpSession *s, const void *data, size_t len);

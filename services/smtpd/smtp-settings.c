@@ -94,6 +94,8 @@ int smtp_settings_new(Config *c, const SmtpSettings *old, SmtpSettings **ret, ch
             (r = get_size(c, "smtpd_hard_error_limit", 20, &s->hard_error_limit, ret_error)) < 0 ||
             (r = get_size(c, "line_length_limit", 2048, &s->line_length_limit, ret_error)) < 0 ||
             (r = get_size(c, "queue_minfree", 0, &s->queue_minfree, ret_error)) < 0 ||
+            (r = get_size(c, "smtpd_client_connection_count_limit", 50, &s->client_connection_limit,
+                          ret_error)) < 0 ||
             (r = get_time(c, "smtpd_timeout", 300, &timeout, ret_error)) < 0)
                 return r;
         if (timeout == 0)

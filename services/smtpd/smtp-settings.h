@@ -50,6 +50,7 @@ typedef struct SmtpSettings {
         uint64_t timeout_usec;
         uint64_t line_length_limit;
         uint64_t queue_minfree;
+        uint64_t client_connection_limit;   /* per client address, outside mynetworks; 0: none */
 
         bool permit_mynetworks;
         RelayDeny relay_deny;

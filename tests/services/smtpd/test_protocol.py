@@ -319,6 +319,23 @@ class RelayRejected(SmtpdCase):
         r.expect("250 ", "250 2.1.0", "554 5.7.1 <victim@remote.example>: Relay access denied")
 
 
+class ConnectionLimit(SmtpdCase):
+    MAIN_CF = "mynetworks = 192.0.2.0/24\nsmtpd_client_connection_count_limit = 3\n"
+
+    def test_too_many_connections_from_one_client(self):
+        conns = [self.raw() for _ in range(3)]
+        extra = self.raw(greet=False)
+        extra.expect("421 4.7.0 mx.example.test Error: too many connections from 127.0.0.1")
+        self.assertTrue(extra.closed())
+        conns[0].send("QUIT\r\n")
+        conns[0].expect("221 ")
+        self.assertTrue(conns[0].closed())
+        time.sleep(0.2)
+        again = self.raw()
+        again.send("NOOP\r\n")
+        again.expect("250 2.0.0 Ok")
+
+
 class Limits(SmtpdCase):
     MAIN_CF = "smtpd_hard_error_limit = 3\nsmtpd_timeout = 2s\nline_length_limit = 1000\n"
 
