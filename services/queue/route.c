@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +133,28 @@ static int add_addresses(const char *name, unsigned port, bool numeric, SmtpTarg
         return 0;
 }
 
+/* Whether addr is configured on one of this host's interfaces (loopback included). */
+static bool is_local_address(const struct sockaddr_storage *addr) {
+        struct ifaddrs *ifs = NULL;
+        bool found = false;
+
+        if (getifaddrs(&ifs) < 0)
+                return false;
+        for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+                if (!i->ifa_addr || i->ifa_addr->sa_family != addr->ss_family)
+                        continue;
+                if (addr->ss_family == AF_INET)
+                        found = memcmp(&((const struct sockaddr_in *) i->ifa_addr)->sin_addr,
+                                       &((const struct sockaddr_in *) addr)->sin_addr, sizeof(struct in_addr)) == 0;
+                else if (addr->ss_family == AF_INET6)
+                        found = memcmp(&((const struct sockaddr_in6 *) i->ifa_addr)->sin6_addr,
+                                       &((const struct sockaddr_in6 *) addr)->sin6_addr,
+                                       sizeof(struct in6_addr)) == 0;
+        }
+        freeifaddrs(ifs);
+        return found;
+}
+
 static int cmp_mx(const void *a, const void *b) {
         const Mx *x = a, *y = b;
         if (x->pref != y->pref)
@@ -231,7 +255,25 @@ int route_resolve(const char *host, bool mx, unsigned port, const char *myhostna
                                         break;
                                 }
                                 tried = true;
+                                size_t before = n;
                                 (void) add_addresses(list[i].name, port, false, t, &n);
+                                /* An MX host with one of our own addresses is us under another name:
+                                 * this and every less preferred host would send the mail back. */
+                                bool ours = false;
+                                for (size_t j = before; j < n; j++)
+                                        if (is_local_address(&t[j].addr))
+                                                ours = true;
+                                if (ours) {
+                                        for (size_t j = before; j < n; j++)
+                                                free(t[j].host);
+                                        n = before;
+                                        if (n == 0) {
+                                                error_set(ret_error, MAIL_PERMFAIL, "5.4.6",
+                                                          "mail for %s loops back to myself", host);
+                                                tried = false;
+                                        }
+                                        break;
+                                }
                         }
                         if (n == 0 && tried)
                                 error_set(ret_error, MAIL_TEMPFAIL, "4.4.3",

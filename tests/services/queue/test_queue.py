@@ -868,7 +868,9 @@ class MxTest(unittest.TestCase):
             ["ip", "netns", "exec", NS_A, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts",
              "--listen-address=192.0.2.1", "--bind-interfaces", "--pid-file=",
              "--mx-host=mx.test,mx1.mx.test,10", "--mx-host=mx.test,mx2.mx.test,20",
-             "--host-record=mx1.mx.test,192.0.2.11", "--host-record=mx2.mx.test,192.0.2.1"],
+             "--host-record=mx1.mx.test,192.0.2.11", "--host-record=mx2.mx.test,192.0.2.1",
+             # self.test's only MX is the sending host itself, under another name.
+             "--mx-host=self.test,other-name.mx.test,10", "--host-record=other-name.mx.test,192.0.2.2"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         self.out = os.path.join(self.tmp, "received")
         script = os.path.join(self.tmp, "peer.py")
@@ -900,6 +902,17 @@ class MxTest(unittest.TestCase):
                 self.assertEqual(f.read(), "s@a.example.test user@mx.test\n")
             if not mtatest_journal():
                 self.assertIn(b"relay=mx2.mx.test[192.0.2.1]:25", r.stderr)
+
+    def test_mx_pointing_to_ourselves_is_a_loop(self):
+        with mtatest.Instance(hostname="a.example.test") as inst:
+            enqueue(inst, "", ["user@self.test"], message("self"))
+            cmd = ["ip", "netns", "exec", NS_B, mtatest.program("mta-queue"), "-c", inst.etc]
+            r = subprocess.run(cmd, capture_output=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(pending_files(inst), [], r.stderr)
+            if not mtatest_journal():
+                self.assertIn(b"dsn=5.4.6", r.stderr)
+                self.assertIn(b"mail for self.test loops back to myself", r.stderr)
 
     def test_unknown_domain_bounces(self):
         with mtatest.Instance(hostname="a.example.test") as inst:
