@@ -204,7 +204,7 @@ static char *unquote(const char *p, const char *e) {
         return s;
 }
 
-static int target_classify(const char *s, size_t n, bool quoted, AliasTarget *t, const char **why) {
+static int target_classify(const char *s, size_t n, AliasTarget *t, const char **why) {
         const char *e = s + n;
         char *v;
 
@@ -251,8 +251,6 @@ static int target_classify(const char *s, size_t n, bool quoted, AliasTarget *t,
                 }
                 t->kind = ALIAS_TARGET_ADDRESS;
         }
-        (void) quoted;
-
         for (const char *p = s; p < e; p++)
                 if ((unsigned char) *p < 0x20 && *p != '\t') {
                         *why = "control character in target";
@@ -331,11 +329,11 @@ static int split_targets(const char *value, AliasTarget **ret, size_t *ret_n, co
                                         goto fail;
                                 }
                                 if (u[0] == '|' || u[0] == '/' || strncasecmp(u, ":include:", 9) == 0)
-                                        r = target_classify(u, strlen(u), true, &t[n], why);
+                                        r = target_classify(u, strlen(u), &t[n], why);
                                 else
-                                        r = target_classify(a, (size_t) (b - a), false, &t[n], why);
+                                        r = target_classify(a, (size_t) (b - a), &t[n], why);
                         } else
-                                r = target_classify(a, (size_t) (b - a), false, &t[n], why);
+                                r = target_classify(a, (size_t) (b - a), &t[n], why);
                         if (r < 0)
                                 goto fail;
                         n++;

@@ -821,7 +821,7 @@ int resolver_expand(Resolver *r, const char *rcpt, DeliveryList *ret) {
 }
 
 int resolver_expand_forward(Resolver *r, const char *user, const char *forward_text, DeliveryList *ret) {
-        _cleanup_free_ char *text = NULL, *account = NULL;
+        _cleanup_free_ char *text = NULL, *account = NULL, *lower = NULL;
         DeliveryList l = {};
         int k;
 
@@ -835,7 +835,10 @@ int resolver_expand_forward(Resolver *r, const char *user, const char *forward_t
                 return -ENOMEM;
 
         /* The user is on the chain: naming oneself in .forward means one's own mailbox. */
-        Chain chain = { .key = user, .depth = 1 };
+        k = address_lower(account, &lower);
+        if (k < 0)
+                return k;
+        Chain chain = { .key = lower, .depth = 1 };
         for (char *p = text; p && *p;) {
                 char *nl = strchr(p, '\n'), *line;
                 if (nl)
