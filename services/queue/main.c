@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -128,6 +129,11 @@ int main(int argc, char *argv[]) {
 
         /* With a backlog, several workers share the scan. */
         unsigned n = workers_count(config_get(config, "queue_directory"), arg_flush, arg_ids != NULL);
+        int64_t limit;
+        /* Each worker may open one connection per destination. */
+        if (config_get_int(config, "smtp_destination_concurrency_limit", &limit) >= 0 && limit > 0 &&
+            (uint64_t) limit < n)
+                n = (unsigned) limit;
         bool parent = workers_start(&workers, n) != 0;
 
         int ret = run_worker(config, dir);
