@@ -64,7 +64,7 @@ struct Connection {
         Server *server;
         Connection *prev, *next;
         int fd;
-        sd_event_source *io, *timer;
+        sd_event_source *io, *timer, *tarpit;
         uint32_t events;
         SmtpSession *session;
         SmtpTls *tls;
@@ -108,6 +108,7 @@ static Connection *conn_free(Connection *c) {
                 smtp_tls_free(c->tls);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->tarpit);
         safe_close(c->fd);
         free(c->pending);
         if (c->prev)
@@ -201,6 +202,13 @@ static void conn_feed(Connection *c, const char *data, size_t len) {
         c->pending_len = len - used;
 }
 
+static int on_tarpit(sd_event_source *es, uint64_t usec, void *userdata) {
+        Connection *c = userdata;
+        c->tarpit = sd_event_source_disable_unref(c->tarpit);
+        conn_process(c);
+        return 0;
+}
+
 static void conn_update(Connection *c) {
         Server *s = c->server;
         size_t out_len;
@@ -215,6 +223,15 @@ static void conn_update(Connection *c) {
                 if (smtp_session_wants_input(c->session) && !c->pending && !c->want_tls)
                         ev |= EPOLLIN;
         }
+        if (!c->tarpit && smtp_session_take_tarpit(c->session)) {
+                /* Too many errors: the next command waits smtpd_error_sleep_time. */
+                if (sd_event_add_time_relative(s->event, &c->tarpit, CLOCK_MONOTONIC, s->settings->error_sleep_usec,
+                                               0, on_tarpit, c) < 0)
+                        c->tarpit = NULL;
+                ev &= ~(uint32_t) EPOLLIN;
+        }
+        if (c->tarpit)
+                ev &= ~(uint32_t) EPOLLIN;
         if (ev != c->events) {
                 if (sd_event_source_set_io_events(c->io, ev) >= 0)
                         c->events = ev;
@@ -278,7 +295,7 @@ static void conn_process(Connection *c) {
                         }
                         break;
                 }
-                if (!smtp_session_wants_input(c->session))
+                if (!smtp_session_wants_input(c->session) || c->tarpit)
                         break;
                 if (c->pending) {
                         _cleanup_free_ char *p = c->pending;

@@ -57,6 +57,7 @@ struct SmtpSession {
         Mode mode;
         bool paused;          /* commit in flight */
         bool shutdown;
+        bool tarpit;
         uint64_t progress;
 
         char *out;
@@ -141,8 +142,11 @@ static void reply(SmtpSession *s, const char *fmt, ...) {
         buf[n++] = '\n';
         out_append(s, buf, (size_t) n);
         s->last_code = atoi(buf);
-        if ((buf[0] == '4' || buf[0] == '5') && s->last_code != 421)
+        if ((buf[0] == '4' || buf[0] == '5') && s->last_code != 421) {
                 s->errors++;
+                if (s->errors > s->settings->soft_error_limit && s->settings->error_sleep_usec > 0)
+                        s->tarpit = true;
+        }
 }
 
 static void close_with(SmtpSession *s, const char *fmt, ...) _printf_(2, 3);
@@ -1071,7 +1075,7 @@ size_t smtp_session_feed(SmtpSession *s, const void *data, size_t len) {
         size_t pos = 0;
 
         while (pos < len) {
-                if (s->paused || s->out_len >= OUTPUT_MAX)
+                if (s->paused || s->tarpit || s->out_len >= OUTPUT_MAX)
                         break;
                 switch (s->mode) {
                 case MODE_COMMAND:
@@ -1253,8 +1257,14 @@ void smtp_session_output_consumed(SmtpSession *s, size_t n) {
         s->out_len -= n;
 }
 
+bool smtp_session_take_tarpit(SmtpSession *s) {
+        bool t = s->tarpit;
+        s->tarpit = false;
+        return t;
+}
+
 bool smtp_session_wants_input(const SmtpSession *s) {
-        return !s->paused && s->out_len < OUTPUT_MAX && s->mode != MODE_CLOSING && s->mode != MODE_TLS_WAIT;
+        return !s->paused && !s->tarpit && s->out_len < OUTPUT_MAX && s->mode != MODE_CLOSING && s->mode != MODE_TLS_WAIT;
 }
 
 bool smtp_session_closing(const SmtpSession *s) {

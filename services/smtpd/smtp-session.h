@@ -69,6 +69,10 @@ void smtp_session_output_consumed(SmtpSession *s, size_t n);
 bool smtp_session_wants_input(const SmtpSession *s);
 /* Output should be flushed and the connection closed. */
 bool smtp_session_closing(const SmtpSession *s);
+/* After an error reply beyond smtpd_soft_error_limit the session takes no input until the caller
+ * has waited smtpd_error_sleep_time (Postfix's tarpit) and called this, which returns whether a
+ * wait was due and clears it. */
+bool smtp_session_take_tarpit(SmtpSession *s);
 /* True while a commit is in flight. */
 bool smtp_session_committing(const SmtpSession *s);
 /* Grows when the client makes progress (a complete command, message data): the idle timer is

@@ -96,8 +96,11 @@ int smtp_settings_new(Config *c, const SmtpSettings *old, SmtpSettings **ret, ch
             (r = get_size(c, "queue_minfree", 0, &s->queue_minfree, ret_error)) < 0 ||
             (r = get_size(c, "smtpd_client_connection_count_limit", 50, &s->client_connection_limit,
                           ret_error)) < 0 ||
+            (r = get_size(c, "smtpd_soft_error_limit", 10, &s->soft_error_limit, ret_error)) < 0 ||
+            (r = get_time(c, "smtpd_error_sleep_time", 1, &s->error_sleep_usec, ret_error)) < 0 ||
             (r = get_time(c, "smtpd_timeout", 300, &timeout, ret_error)) < 0)
                 return r;
+        s->error_sleep_usec *= 1000000ULL;
         if (timeout == 0)
                 timeout = 1;
         s->timeout_usec = timeout * 1000000ULL;

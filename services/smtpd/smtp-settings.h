@@ -47,6 +47,8 @@ typedef struct SmtpSettings {
         uint64_t message_size_limit;     /* 0: none */
         uint64_t recipient_limit;
         uint64_t hard_error_limit;
+        uint64_t soft_error_limit;
+        uint64_t error_sleep_usec;
         uint64_t timeout_usec;
         uint64_t line_length_limit;
         uint64_t queue_minfree;

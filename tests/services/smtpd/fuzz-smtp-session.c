@@ -116,6 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 size_t out;
                 (void) smtp_session_output(s, &out);
                 smtp_session_output_consumed(s, out);
+                (void) smtp_session_take_tarpit(s);
                 if (d.pending) {
                         int r = queue_writer_commit(d.pending);
                         d.pending = queue_writer_free(d.pending);

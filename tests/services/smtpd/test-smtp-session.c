@@ -144,6 +144,7 @@ static void run(SmtpSettings *settings, const char *input, size_t len, unsigned 
                 size_t used = smtp_session_feed(s, input + pos, n);
                 pos += used;
                 drain(s, replies);
+                (void) smtp_session_take_tarpit(s);    /* no waiting here */
                 if (d.pending) {
                         assert(smtp_session_committing(s));
                         int r = queue_writer_commit(d.pending);

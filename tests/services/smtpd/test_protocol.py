@@ -319,6 +319,20 @@ class RelayRejected(SmtpdCase):
         r.expect("250 ", "250 2.1.0", "554 5.7.1 <victim@remote.example>: Relay access denied")
 
 
+class Tarpit(SmtpdCase):
+    MAIN_CF = "smtpd_soft_error_limit = 2\nsmtpd_error_sleep_time = 1s\nsmtpd_hard_error_limit = 6\n"
+
+    def test_errors_beyond_the_soft_limit_are_slowed_down(self):
+        r = self.raw()
+        t0 = time.monotonic()
+        r.send("FOO\r\nFOO\r\nNOOP\r\n")
+        r.expect("502 ", "502 ", "250 2.0.0 Ok")
+        self.assertLess(time.monotonic() - t0, 0.9)
+        r.send("FOO\r\nFOO\r\nFOO\r\nFOO\r\nNOOP\r\n")
+        r.expect("502 ", "502 ", "502 ", "502 ", "421 4.7.0 mx.example.test Error: too many errors")
+        self.assertGreater(time.monotonic() - t0, 3.5)
+
+
 class ConnectionLimit(SmtpdCase):
     MAIN_CF = "mynetworks = 192.0.2.0/24\nsmtpd_client_connection_count_limit = 3\n"
 
