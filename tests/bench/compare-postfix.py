@@ -887,13 +887,18 @@ class Bench:
         msg = make_message(1024, f"{RCPT_USER}@example.test")
         state = {"err": "", "rc": 0}
 
+        msg_path = os.path.join(s.root, "sendmail-message")
+        with open(msg_path, "wb") as f:
+            f.write(msg)
+
         def send():
-            for _ in range(n):
-                r = subprocess.run(s.sendmail_argv(f"{RCPT_USER}@example.test"), input=msg,
-                                   capture_output=True, preexec_fn=s.cg.preexec, timeout=60)
-                if r.returncode != 0:
-                    return r.returncode, r.stderr.decode(errors="replace")
-            return 0, ""
+            # A shell loop, as cron or a script would submit, so the benchmark's own fork costs
+            # stay out of the figure; the shell runs in the system's cgroup like the commands.
+            loop = 'n=$1; m=$2; shift 2; i=0; while [ $i -lt $n ]; do "$@" < "$m" || exit $?; i=$((i+1)); done'
+            r = subprocess.run(["sh", "-c", loop, "sh", str(n), msg_path] +
+                               s.sendmail_argv(f"{RCPT_USER}@example.test"),
+                               capture_output=True, preexec_fn=s.cg.preexec, timeout=60 + n * 5)
+            return r.returncode, r.stderr.decode(errors="replace")
         rate, submit, _ = self.deliver(s, "sendmail", send, n)
         s.reset_mbox()
         self.sendmail_e2e.setdefault(s.label, []).append(rate)
@@ -1048,10 +1053,12 @@ TS_RE = re.compile(r"^(\d+) +(\d+):(\d+):(\d+\.\d+) (.*)$")
 
 
 def parse_trace(paths):
-    """Events (time, pid, program, call, line) from strace -f -tt files, programs from execve/clone."""
+    """Events (time, pid, program, call, text, unfinished, resumed) from strace -f -tt files.
+
+    A pid's program is the last file it executed, else its parent's (clone/fork lines)."""
     events = []
     for path in paths:
-        names, pending = {}, {}
+        names, parents, raw = {}, {}, []
         with contextlib.suppress(OSError):
             with open(path, errors="replace") as f:
                 for line in f:
@@ -1063,24 +1070,24 @@ def parse_trace(paths):
                     rest = m.group(5)
                     resumed = re.match(r"<\.\.\. (\w+) resumed>", rest)
                     call = resumed.group(1) if resumed else rest.split("(", 1)[0]
-                    if call == "execve" and "= 0" in rest:
-                        prog = pending.pop(pid, None) or re.search(r'execve\("([^"]+)"', rest)
-                        if prog:
-                            names[pid] = os.path.basename(prog if isinstance(prog, str)
-                                                          else prog.group(1))
-                    elif call == "execve":
+                    if call == "execve" and not resumed:
                         mm = re.search(r'execve\("([^"]+)"', rest)
-                        if mm:
-                            pending[pid] = mm.group(1)
+                        if mm and ("= 0" in rest or "unfinished" in rest):
+                            names[pid] = os.path.basename(mm.group(1))
                     elif call in ("clone", "clone3", "fork", "vfork"):
                         mm = re.search(r"= (\d+)$", rest)
                         if mm:
-                            names.setdefault(int(mm.group(1)), names.get(pid, "?"))
-                    if not resumed or call not in SYNC_CALLS:
-                        events.append((t, pid, names.get(pid, "?"), call, rest,
-                                       "unfinished" in rest))
+                            parents[int(mm.group(1))] = pid
+                    raw.append((t, pid, call, rest, "<unfinished" in rest, bool(resumed)))
+
+        def name(pid, depth=0):
+            if pid in names:
+                return names[pid]
+            if pid in parents and depth < 50:
+                return name(parents[pid], depth + 1)
+            return "?"
+        events.extend((t, pid, name(pid), call, rest, unf, res) for t, pid, call, rest, unf, res in raw)
     events.sort(key=lambda e: e[0])
-    # Names learnt late (execve after some calls) apply to the whole pid.
     return events
 
 
@@ -1118,8 +1125,8 @@ def durability(args, build, have_ours, have_postfix, cg_by_label):
           f"end to end, 1 session, {n} messages of 1 KiB, counted with strace -f")
     for label, (events, mark, n, spool) in out.items():
         per = {}
-        for t, pid, prog, call, rest, _ in events:
-            if call in SYNC_CALLS:
+        for t, pid, prog, call, rest, unfinished, resumed in events:
+            if call in SYNC_CALLS and not resumed:
                 per[prog] = per.get(prog, 0) + 1
         total = sum(per.values())
         detail = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(per.items()))
@@ -1138,7 +1145,9 @@ def durability(args, build, have_ours, have_postfix, cg_by_label):
         i354 = max((i for i, e in enumerate(first[:i250]) if e[3] in ("write", "writev", "sendto", "sendmsg")
                     and "354" in e[4]), default=0)
         before = [e for e in first[i354:i250] if e[3] in SYNC_CALLS or e[3].startswith("rename")]
-        sync_before = any(e[3] in SYNC_CALLS for e in before)
+        # Only calls that returned before the reply count (strace splits a call another process
+        # interrupts into "<unfinished ...>" and "<... resumed>").
+        sync_before = any(e[3] in SYNC_CALLS and not e[5] for e in before)
         m_id = re.search(r"queued as ([0-9A-Za-z]+)", first[i250][4])
         qid = m_id.group(1) if m_id else None
         after = []
@@ -1151,7 +1160,7 @@ def durability(args, build, have_ours, have_postfix, cg_by_label):
                         not re.search(r'"(\S*/)?(defer|done|bounce|trace)/', e[4]):
                     removed = True
                     break
-        sync_after = any(e[3] in SYNC_CALLS for e in after)
+        sync_after = any(e[3] in SYNC_CALLS and not e[5] for e in after)
         verdict = ("yes" if sync_after else "NO") if removed else "removal not seen"
         for e in before + [first[i250]] + after:
             tt = f"{int(e[0] // 3600):02d}:{int(e[0] % 3600 // 60):02d}:{e[0] % 60:09.6f}"
