@@ -16,6 +16,7 @@
 static const char *arg_config_dir = NULL;
 static uint64_t arg_idle_sec = 60;
 static uint64_t arg_shutdown_sec = 30;
+static uint64_t arg_shutdown_grace_msec = 2000;
 static unsigned arg_max_sessions = 2000;
 static CommitMode arg_commit_mode = COMMIT_AUTO;
 
@@ -25,6 +26,7 @@ static void help(void) {
                "  -c DIR                  configuration directory (default %s)\n"
                "  --idle-timeout=SEC      exit after SEC seconds without sessions (0: never; default 60)\n"
                "  --shutdown-timeout=SEC  on SIGTERM, wait at most SEC for sessions (default 30)\n"
+               "  --shutdown-grace-ms=MS  on SIGTERM, serve sessions as usual this long (default 2000)\n"
                "  --max-sessions=N        concurrent sessions (default 2000)\n"
                "  --commit=MODE           auto (default), group, syncfs, or single (per-message\n"
                "                          syncs, for measurements)\n"
@@ -45,11 +47,12 @@ static int parse_uint(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_IDLE = 0x100, ARG_SHUTDOWN, ARG_MAX, ARG_NO_GROUP, ARG_COMMIT, ARG_VERSION };
+        enum { ARG_IDLE = 0x100, ARG_SHUTDOWN, ARG_GRACE, ARG_MAX, ARG_NO_GROUP, ARG_COMMIT, ARG_VERSION };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "idle-timeout", required_argument, NULL, ARG_IDLE },
                 { "shutdown-timeout", required_argument, NULL, ARG_SHUTDOWN },
+                { "shutdown-grace-ms", required_argument, NULL, ARG_GRACE },
                 { "max-sessions", required_argument, NULL, ARG_MAX },
                 { "no-group-commit", no_argument, NULL, ARG_NO_GROUP },
                 { "commit", required_argument, NULL, ARG_COMMIT },
@@ -67,6 +70,7 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_IDLE:
                 case ARG_SHUTDOWN:
+                case ARG_GRACE:
                 case ARG_MAX:
                         if (parse_uint(optarg, &v) < 0 || (c == ARG_MAX && (v == 0 || v > 1000000))) {
                                 fprintf(stderr, "mta-smtpd: bad value \"%s\"\n", optarg);
@@ -76,6 +80,8 @@ static int parse_argv(int argc, char *argv[]) {
                                 arg_idle_sec = v;
                         else if (c == ARG_SHUTDOWN)
                                 arg_shutdown_sec = v;
+                        else if (c == ARG_GRACE)
+                                arg_shutdown_grace_msec = v;
                         else
                                 arg_max_sessions = (unsigned) v;
                         break;
@@ -133,6 +139,7 @@ int main(int argc, char *argv[]) {
                 .config_dir = dir,
                 .idle_usec = arg_idle_sec * 1000000ULL,
                 .shutdown_usec = arg_shutdown_sec * 1000000ULL,
+                .shutdown_grace_usec = arg_shutdown_grace_msec * 1000ULL,
                 .max_sessions = arg_max_sessions,
                 .commit_mode = arg_commit_mode,
         };

@@ -51,7 +51,7 @@ struct Server {
         unsigned n_connections;
         bool accepting_paused;
 
-        sd_event_source *idle_timer, *shutdown_timer;
+        sd_event_source *idle_timer, *shutdown_timer, *grace_timer;
         sd_event_source *sigterm, *sigint, *sighup;
         bool shutting_down;
         uint64_t status_usec;
@@ -541,6 +541,17 @@ static int on_shutdown_timeout(sd_event_source *es, uint64_t usec, void *userdat
         return sd_event_exit(s->event, 0);
 }
 
+static int on_shutdown_grace(sd_event_source *es, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+        for (Connection *c = s->connections, *next; c; c = next) {
+                next = c->next;
+                smtp_session_shutdown(c->session);
+                conn_process(c);     /* may free c */
+        }
+        server_update_idle(s);
+        return 0;
+}
+
 static int on_sigterm(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
         Server *s = userdata;
 
@@ -555,11 +566,13 @@ static int on_sigterm(sd_event_source *es, const struct signalfd_siginfo *si, vo
         (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
         (void) sd_event_add_time(s->event, &s->shutdown_timer, CLOCK_MONOTONIC, now + s->options.shutdown_usec, 0,
                                  on_shutdown_timeout, s);
-        for (Connection *c = s->connections, *next; c; c = next) {
-                next = c->next;
-                smtp_session_shutdown(c->session);
-                conn_process(c);     /* may free c */
-        }
+        /* A restart under load must not turn away a client that has just been greeted: sessions go
+         * on as usual for a short grace, which is enough for any client that is actually sending;
+         * only then are idle sessions told 421 and busy ones closed after their transaction. */
+        if (s->options.shutdown_grace_usec == 0 ||
+            sd_event_add_time(s->event, &s->grace_timer, CLOCK_MONOTONIC, now + s->options.shutdown_grace_usec, 0,
+                              on_shutdown_grace, s) < 0)
+                (void) on_shutdown_grace(NULL, 0, s);
         server_update_idle(s);
         return 0;
 }
@@ -607,6 +620,7 @@ Server *server_free(Server *s) {
         }
         sd_event_source_disable_unref(s->idle_timer);
         sd_event_source_disable_unref(s->shutdown_timer);
+        sd_event_source_disable_unref(s->grace_timer);
         sd_event_source_disable_unref(s->sigterm);
         sd_event_source_disable_unref(s->sigint);
         sd_event_source_disable_unref(s->sighup);

@@ -24,6 +24,7 @@ typedef struct ServerOptions {
         const char *config_dir;
         uint64_t idle_usec;        /* 0: never exit for idleness */
         uint64_t shutdown_usec;    /* how long SIGTERM waits for sessions in flight */
+        uint64_t shutdown_grace_usec; /* how long after SIGTERM sessions are served as usual */
         unsigned max_sessions;
         int commit_mode;           /* CommitMode */
 } ServerOptions;

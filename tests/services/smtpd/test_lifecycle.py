@@ -44,7 +44,7 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(p.wait(10), 0)
 
     def test_sigterm_finishes_sessions_in_flight(self):
-        p = self.inst.start_smtpd(extra_args=("--idle-timeout=0",))
+        p = self.inst.start_smtpd(extra_args=("--idle-timeout=0", "--shutdown-grace-ms=0"))
         idle = Raw(self.inst.port)
         idle.expect("220 ")
         busy = Raw(self.inst.port)
@@ -62,6 +62,22 @@ class Lifecycle(unittest.TestCase):
         msgs = list(mtatest.queued_messages(self.inst.spool).values())
         self.assertEqual(len(msgs), 1)
         self.assertEqual(body_of(msgs[0]), b"Subject: x\n\nstill here\n")
+
+    def test_sigterm_grace_serves_a_greeted_client(self):
+        # A restart under load: a client greeted just before SIGTERM still gets its mail through.
+        p = self.inst.start_smtpd(extra_args=("--idle-timeout=0", "--shutdown-grace-ms=1500"))
+        late = Raw(self.inst.port)
+        late.expect("220 ")
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        late.send("EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n" % ALICE)
+        late.expect("250 ", "250 ", "250 ", "354 ")
+        late.send("Subject: late\r\n\r\nstill served\r\n.\r\n")
+        late.expect("250 2.0.0 Ok: queued as ")
+        late.expect("421 4.3.2 ")
+        self.assertEqual(p.wait(10), 0)
+        msgs = list(mtatest.queued_messages(self.inst.spool).values())
+        self.assertEqual(len(msgs), 1)
 
     def test_sigterm_bound(self):
         p = self.inst.start_smtpd(extra_args=("--idle-timeout=0", "--shutdown-timeout=1"))
