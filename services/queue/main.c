@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,6 +63,21 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
+/* How long to wait for mta-local's reply: it may spend the command time limit plus its whole wait
+ * for the mailbox lock on one request, and giving up earlier would deliver the message twice. */
+static unsigned local_agent_timeout(const Config *config) {
+        uint64_t command = 1000, delay = 1, t;
+        int64_t attempts = 20;
+
+        (void) config_get_time(config, "command_time_limit", &command);
+        (void) config_get_time(config, "deliver_lock_delay", &delay);
+        (void) config_get_int(config, "deliver_lock_attempts", &attempts);
+        if (attempts < 0)
+                attempts = 0;
+        t = command + (uint64_t) attempts * delay + 60;
+        return t > INT_MAX / 1000 ? INT_MAX / 1000 : (unsigned) t;
+}
+
 /* One worker: its own local delivery agent, then mail_owner's rights, then the run. */
 static int run_worker(const Config *config, const char *dir) {
         _cleanup_(runner_freep) Runner *runner = NULL;
@@ -69,7 +85,7 @@ static int run_worker(const Config *config, const char *dir) {
         LocalAgent *agent = NULL;
         int r;
 
-        r = local_agent_new(dir, 1000, &agent);
+        r = local_agent_new(dir, local_agent_timeout(config), &agent);
         if (r < 0)
                 return log_oom(), EXIT_FAILURE;
         /* Root outside systemd: start the privileged delivery agent while we still can, then drop. */
