@@ -18,7 +18,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 status=0
 for exe in "$build"/tests/fuzz/fuzz-*; do
-        [ -x "$exe" ] || continue
+        [ -f "$exe" ] && [ -x "$exe" ] || continue
         name=$(basename "$exe")
         mkdir -p "$scratch/$name"
         seeds="tests/fuzz/corpus/$name"
