@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/sibling.h"
 #include "services/queue/local-agent.h"
 
 struct LocalAgent {
@@ -68,30 +69,8 @@ LocalAgent *local_agent_free(LocalAgent *a) {
 }
 
 static int find_local_binary(char *buf, size_t size) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n > 0) {
-                self[n] = 0;
-                char *slash = strrchr(self, '/');
-                if (slash) {
-                        *slash = 0;
-                        const char *rel[] = { "/mta-local", "/../local/mta-local" };
-                        for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
-                                int k = snprintf(buf, size, "%s%s", self, rel[i]);
-                                if (k > 0 && (size_t) k < size && access(buf, X_OK) == 0)
-                                        return 0;
-                        }
-                }
-        }
-        const char *dirs[] = { MTA_LIBEXECDIR, MTA_SBINDIR, MTA_BINDIR };
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                int k = snprintf(buf, size, "%s/mta-local", dirs[i]);
-                if (k > 0 && (size_t) k < size && access(buf, X_OK) == 0)
-                        return 0;
-        }
-        /* Last resort: the PATH, searched by execvp() in the child. */
-        snprintf(buf, size, "mta-local");
-        return 0;
+        static const char *const build_tree[] = { "../local/mta-local", NULL };
+        return sibling_find("mta-local", build_tree, buf, size);
 }
 
 int local_agent_spawn(LocalAgent *a) {

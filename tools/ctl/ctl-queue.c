@@ -18,6 +18,7 @@
 #include "common/macro.h"
 #include "common/mailq.h"
 #include "common/queue.h"
+#include "common/sibling.h"
 #include "common/strv.h"
 #include "tools/ctl/ctl.h"
 
@@ -247,30 +248,8 @@ int ctl_queue(const Config *c, int argc, char **argv) {
 }
 
 static int find_queue_runner(char *buf, size_t size) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n > 0) {
-                self[n] = 0;
-                char *slash = strrchr(self, '/');
-                if (slash) {
-                        *slash = 0;
-                        /* Installed side by side, or the build tree's tools/ctl next to services/queue. */
-                        const char *rel[] = { "/mta-queue", "/../../services/queue/mta-queue" };
-                        for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
-                                int k = snprintf(buf, size, "%s%s", self, rel[i]);
-                                if (k > 0 && (size_t) k < size && access(buf, X_OK) == 0)
-                                        return 0;
-                        }
-                }
-        }
-        const char *dirs[] = { MTA_SBINDIR, MTA_LIBEXECDIR, MTA_BINDIR };
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                int k = snprintf(buf, size, "%s/mta-queue", dirs[i]);
-                if (k > 0 && (size_t) k < size && access(buf, X_OK) == 0)
-                        return 0;
-        }
-        snprintf(buf, size, "mta-queue");
-        return 0;
+        static const char *const build_tree[] = { "../../services/queue/mta-queue", NULL };
+        return sibling_find("mta-queue", build_tree, buf, size);
 }
 
 int ctl_flush(const Config *c, int argc, char **argv) {

@@ -18,6 +18,7 @@
 #include "common/mailq.h"
 #include "common/privs.h"
 #include "common/queue.h"
+#include "common/sibling.h"
 #include "common/strv.h"
 #include "tools/sendmail/addrlist.h"
 #include "tools/sendmail/deadletter.h"
@@ -286,11 +287,19 @@ static int deliver(const SendmailArgs *args, const Context *c) {
         return status;
 }
 
-/* Runs a sibling program: beside our executable, else on PATH, else in the install directories.
- * With wait false it replaces this process; returns an exit code only when it could not. */
+/* Where the build tree keeps the programs we run, relative to tools/sendmail/. */
+static const char *build_tree_path(const char *name) {
+        if (streq(name, "mta-alias"))
+                return "../map/mta-alias";
+        if (streq(name, "mtactl"))
+                return "../ctl/mtactl";
+        return NULL;
+}
+
+/* Runs a sibling program (see sibling_find()). With wait false it replaces this process; returns an
+ * exit code only when it could not. */
 static int run_tool(const char *name, char **argv, bool wait) {
-        char self[PATH_MAX], path[PATH_MAX + 64];
-        ssize_t n;
+        char path[PATH_MAX + 64];
         pid_t pid = 0;
         int status;
 
@@ -301,21 +310,9 @@ static int run_tool(const char *name, char **argv, bool wait) {
                         return EX_OSERR;
         }
         if (pid == 0) {
-                n = readlink("/proc/self/exe", self, sizeof self - 1);
-                if (n > 0) {
-                        self[n] = '\0';
-                        char *slash = strrchr(self, '/');
-                        if (slash) {
-                                *slash = '\0';
-                                snprintf(path, sizeof path, "%s/%s", self, name);
-                                execv(path, argv);
-                        }
-                }
-                execvp(name, argv);
-                snprintf(path, sizeof path, "%s/%s", MTA_SBINDIR, name);
-                execv(path, argv);
-                snprintf(path, sizeof path, "%s/%s", MTA_BINDIR, name);
-                execv(path, argv);
+                const char *const rel[] = { build_tree_path(name), NULL };
+                if (sibling_find(name, rel, path, sizeof path) >= 0)
+                        execvp(path, argv);
                 log_error_errno(negative_errno(), "Cannot run %s: %m", name);
                 if (wait)
                         _exit(EX_UNAVAILABLE);
