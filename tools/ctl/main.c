@@ -18,17 +18,13 @@ typedef struct Verb {
 static const Verb verbs[] = {
         { "config", ctl_config, NULL, "config [-n] [-d] [-x] [-h] [NAME...]  show parameters (postconf)" },
         { "check",  ctl_check,  NULL, "check                                 check configuration and files" },
-#if CTL_HAVE_QUEUE
-        { "queue",  ctl_queue,  NULL, "queue [delete|hold|release ID|ALL]    list or change the queue" },
+        { "queue",  ctl_queue,  NULL, "queue [delete|hold|release ID...|ALL] list or change the queue" },
         { "flush",  ctl_flush,  NULL, "flush                                 deliver queued mail now" },
         { "status", ctl_status, NULL, "status                                unit states and queue counts" },
-#endif
-#if CTL_HAVE_SYSTEMD
         { "start",  NULL, ctl_systemd, "start                                 start the mail system" },
         { "stop",   NULL, ctl_systemd, "stop                                  stop the mail system" },
         { "reload", NULL, ctl_systemd, "reload                                reload the configuration" },
         { "abort",  NULL, ctl_systemd, "abort                                 stop at once" },
-#endif
 };
 
 static void help(FILE *f) {
