@@ -90,16 +90,17 @@ static void check_unknown(Check *k) {
  * or its protection: an administrator who sets one must hear that it is ignored. Purely
  * informational ones (directories, compatibility_level, TLS session caches) stay quiet. */
 static const char *const ignored_but_significant[] = {
-        "always_bcc", "body_checks", "canonical_maps", "content_filter", "header_checks", "home_mailbox",
-        "luser_relay", "mailbox_command",
-        "masquerade_domains", "mime_header_checks", "non_smtpd_milters", "recipient_bcc_maps",
-        "recipient_canonical_maps", "relay_recipient_maps", "sender_bcc_maps", "sender_canonical_maps",
-        "sender_dependent_relayhost_maps", "smtp_enforce_tls", "smtp_generic_maps", "smtp_sasl_auth_enable",
-        "smtp_sasl_password_maps", "smtp_tls_policy_maps", "smtp_use_tls", "smtpd_client_restrictions",
-        "smtpd_data_restrictions", "smtpd_end_of_data_restrictions", "smtpd_enforce_tls",
-        "smtpd_helo_restrictions", "smtpd_milters", "smtpd_sasl_auth_enable", "smtpd_sender_restrictions",
-        "smtpd_tls_auth_only", "smtpd_tls_req_ccert", "smtpd_tls_wrappermode", "smtpd_use_tls", "soft_bounce",
-        "transport_maps", "virtual_mailbox_domains", "virtual_mailbox_maps",
+        "always_bcc", "body_checks", "canonical_maps", "content_filter", "delay_warning_time",
+        "disable_vrfy_command", "header_checks", "home_mailbox", "luser_relay", "mailbox_command",
+        "masquerade_domains", "mime_header_checks", "non_smtpd_milters", "queue_run_delay",
+        "recipient_bcc_maps", "recipient_canonical_maps", "relay_domains", "relay_recipient_maps",
+        "sender_bcc_maps", "sender_canonical_maps", "sender_dependent_relayhost_maps", "smtp_enforce_tls",
+        "smtp_generic_maps", "smtp_sasl_auth_enable", "smtp_sasl_password_maps", "smtp_tls_policy_maps",
+        "smtp_use_tls", "smtpd_client_restrictions", "smtpd_data_restrictions",
+        "smtpd_end_of_data_restrictions", "smtpd_enforce_tls", "smtpd_helo_restrictions", "smtpd_milters",
+        "smtpd_sasl_auth_enable", "smtpd_sender_restrictions", "smtpd_tls_auth_only", "smtpd_tls_req_ccert",
+        "smtpd_tls_wrappermode", "smtpd_use_tls", "soft_bounce", "transport_maps",
+        "virtual_mailbox_domains", "virtual_mailbox_maps",
 };
 
 static void check_ignored(Check *k) {
