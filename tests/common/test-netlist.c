@@ -126,7 +126,8 @@ static void test_file(void) {
         snprintf(path2, sizeof path2, "%s/more", dir);
         f = fopen(path, "we");
         assert(f);
-        fprintf(f, "# trusted networks\n192.0.2.0/24  # office\n\n198.51.100.0/24, [2001:db8::]/32\n%s\n", path2);
+        fprintf(f, "# trusted networks\n192.0.2.0/24  # office\n\n198.51.100.0/24, [2001:db8::]/32\n%s\n",
+                path2);
         fclose(f);
         f = fopen(path2, "we");
         assert(f);

@@ -79,8 +79,8 @@ static void check_unknown(Check *k) {
         for (char **n = names; *n; n++, i++) {
                 const char *s = params_suggest(*n);
                 if (s)
-                        warning(k, "%s:%u: unknown parameter '%s', did you mean '%s'?", config_path(k->config),
-                                lines[i], *n, s);
+                        warning(k, "%s:%u: unknown parameter '%s', did you mean '%s'?",
+                                config_path(k->config), lines[i], *n, s);
                 else
                         warning(k, "%s:%u: unknown parameter '%s'", config_path(k->config), lines[i], *n);
         }
@@ -112,8 +112,8 @@ static void check_ignored(Check *k) {
                 const char *d = params_default(name);
                 if (!config_is_set(k->config, name) || !v || !d || streq(v, d))
                         continue;
-                warning(k, "%s%s is accepted for compatibility but has no effect in mta", where(k, name, w, sizeof w),
-                        name);
+                warning(k, "%s%s is accepted for compatibility but has no effect in mta",
+                        where(k, name, w, sizeof w), name);
         }
 }
 
@@ -224,8 +224,8 @@ static void check_queue_subdirs(Check *k, const struct passwd *owner) {
                         problem(k, "%s: writable by group or others (mode %04o)", path,
                                 (unsigned) (st.st_mode & 07777));
                 if (owner && st.st_uid != owner->pw_uid)
-                        problem(k, "%s: owned by uid %u, not by mail_owner %s (uid %u)", path, (unsigned) st.st_uid,
-                                owner->pw_name, (unsigned) owner->pw_uid);
+                        problem(k, "%s: owned by uid %u, not by mail_owner %s (uid %u)", path,
+                                (unsigned) st.st_uid, owner->pw_name, (unsigned) owner->pw_uid);
         }
 }
 
@@ -262,10 +262,11 @@ static void check_directories(Check *k) {
         if (!isempty(privs)) {
                 struct passwd *d = getpwnam(privs);
                 if (!d)
-                        problem(k, "%sdefault_privs %s: no such user", where(k, "default_privs", w, sizeof w), privs);
+                        problem(k, "%sdefault_privs %s: no such user",
+                                where(k, "default_privs", w, sizeof w), privs);
                 else if (d->pw_uid == 0)
-                        problem(k, "%sdefault_privs %s: must not be root", where(k, "default_privs", w, sizeof w),
-                                privs);
+                        problem(k, "%sdefault_privs %s: must not be root",
+                                where(k, "default_privs", w, sizeof w), privs);
         }
 }
 
@@ -368,8 +369,8 @@ static void check_tls_file(Check *k, const char *param, bool secret) {
         char w[512];
 
         if (isempty(path)) {
-                problem(k, "%s%s is empty but smtpd_tls_security_level = %s", where(k, param, w, sizeof w), param,
-                        config_get(k->config, "smtpd_tls_security_level"));
+                problem(k, "%s%s is empty but smtpd_tls_security_level = %s", where(k, param, w, sizeof w),
+                        param, config_get(k->config, "smtpd_tls_security_level"));
                 return;
         }
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -519,10 +520,11 @@ static void check_hostname(Check *k) {
         char w[512];
 
         if (isempty(h) || !hostname_valid(h, strlen(h)))
-                problem(k, "%sbad myhostname '%s': expected a domain name", where(k, "myhostname", w, sizeof w),
-                        strempty(h));
+                problem(k, "%sbad myhostname '%s': expected a domain name",
+                        where(k, "myhostname", w, sizeof w), strempty(h));
         else if (!strchr(h, '.'))
-                warning(k, "%smyhostname '%s' is not fully qualified", where(k, "myhostname", w, sizeof w), h);
+                warning(k, "%smyhostname '%s' is not fully qualified", where(k, "myhostname", w, sizeof w),
+                        h);
 }
 
 int ctl_check(const Config *c, int argc, char **argv) {

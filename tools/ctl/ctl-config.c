@@ -32,7 +32,8 @@ static int show(const Config *view, const char *name, bool expand, bool value_on
         if (expand) {
                 int r = config_expand(view, v, &expanded);
                 if (r < 0) {
-                        fprintf(stderr, "mtactl: warning: %s: cannot expand value: %s\n", name, strerror(-r));
+                        fprintf(stderr, "mtactl: warning: %s: cannot expand value: %s\n", name,
+                                strerror(-r));
                         return r;
                 }
                 v = expanded;

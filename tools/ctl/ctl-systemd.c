@@ -46,12 +46,12 @@ static int systemctl(char **args) {
 
 int ctl_systemd(const Config *c, const char *verb, int argc, char **argv) {
         char *start[] = { (char *) "systemctl", (char *) "start", UNITS_SOCKETS, UNITS_TRIGGERS, NULL };
-        char *stop[] = { (char *) "systemctl", (char *) "stop", UNITS_SOCKETS, UNITS_TRIGGERS, UNITS_SERVICES,
-                         NULL };
-        char *reload[] = { (char *) "systemctl", (char *) "try-reload-or-restart", (char *) "mta-smtpd.service",
-                           NULL };
-        char *kill_services[] = { (char *) "systemctl", (char *) "kill", (char *) "--signal=SIGKILL", UNITS_SERVICES,
-                         NULL };
+        char *stop[] = { (char *) "systemctl", (char *) "stop", UNITS_SOCKETS, UNITS_TRIGGERS,
+                         UNITS_SERVICES, NULL };
+        char *reload[] = { (char *) "systemctl", (char *) "try-reload-or-restart",
+                           (char *) "mta-smtpd.service", NULL };
+        char *kill_services[] = { (char *) "systemctl", (char *) "kill", (char *) "--signal=SIGKILL",
+                                  UNITS_SERVICES, NULL };
         int r;
 
         if (argc > 1) {
@@ -77,8 +77,10 @@ int ctl_systemd(const Config *c, const char *verb, int argc, char **argv) {
 
         if (r != 0) {
                 if (sd_booted() <= 0)
-                        fprintf(stderr, "mtactl: %s failed: systemd is not running; run the programs by hand "
-                                        "(see mtactl(8))\n", verb);
+                        fprintf(stderr,
+                                "mtactl: %s failed: systemd is not running; run the programs by hand "
+                                "(see mtactl(8))\n",
+                                verb);
                 else
                         fprintf(stderr, "mtactl: %s failed: systemctl exited with status %d\n", verb, r);
                 return 1;

@@ -17,7 +17,7 @@ typedef struct Verb {
 
 static const Verb verbs[] = {
         { "config", ctl_config, NULL, "config [-n] [-d] [-x] [-h] [NAME...]  show parameters (postconf)" },
-        { "check",  ctl_check,  NULL, "check                                 check configuration and files" },
+        { "check",  ctl_check,  NULL, "check                                 check configuration, files" },
         { "queue",  ctl_queue,  NULL, "queue [delete|hold|release ID...|ALL] list or change the queue" },
         { "flush",  ctl_flush,  NULL, "flush                                 deliver queued mail now" },
         { "status", ctl_status, NULL, "status                                unit states and queue counts" },
