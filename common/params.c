@@ -240,12 +240,11 @@ const ParamInfo params_table[] = {
         Z("mailbox_size_limit", "51200000",
           "Largest mbox file, in bytes (0: no limit); must not be below message_size_limit."),
         S("home_mailbox", "",
-          "Mailbox relative to the home directory; " NO_EFFECT " (mta-local delivers to "
-          "mail_spool_directory "
-          "and logs a warning)."),
+          "Mailbox relative to the home directory (\"Mailbox\" for mbox, \"Maildir/\" for Maildir); "
+          "empty: mail_spool_directory."),
         S("mailbox_command", "",
-          "Command that delivers to the mailbox; " NO_EFFECT " (mta-local delivers to mail_spool_directory "
-          "and logs a warning)."),
+          "Command that delivers to the mailbox, run as the recipient (envelope data only in its "
+          "environment); empty: mta-local delivers itself."),
         L("forward_path", "$home/.forward",
           "Where .forward files are looked for ($home, $user expanded at delivery)."),
         L("allow_mail_to_commands", "alias, forward",

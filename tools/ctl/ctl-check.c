@@ -91,7 +91,7 @@ static void check_unknown(Check *k) {
  * informational ones (directories, compatibility_level, TLS session caches) stay quiet. */
 static const char *const ignored_but_significant[] = {
         "always_bcc", "body_checks", "canonical_maps", "content_filter", "delay_warning_time",
-        "disable_vrfy_command", "header_checks", "home_mailbox", "luser_relay", "mailbox_command",
+        "disable_vrfy_command", "header_checks", "luser_relay",
         "masquerade_domains", "mime_header_checks", "non_smtpd_milters", "queue_run_delay",
         "recipient_bcc_maps", "recipient_canonical_maps", "relay_domains", "relay_recipient_maps",
         "sender_bcc_maps", "sender_canonical_maps", "sender_dependent_relayhost_maps", "smtp_enforce_tls",
