@@ -101,6 +101,10 @@ uint64_t queue_writer_size(const QueueWriter *w);   /* content bytes so far */
 int queue_writer_close_data(QueueWriter *w);
 int queue_writer_sync(QueueWriter *w);
 int queue_writer_link(QueueWriter *w);
+/* Renames before the data is synced, for a caller that then syncs the whole file system (syncfs)
+ * before it acknowledges: one flush instead of two. A crash before that sync may leave an incomplete
+ * file in new/, which readers reject as corrupt; it was never acknowledged. */
+int queue_writer_link_unsynced(QueueWriter *w);
 int queue_writer_commit(QueueWriter *w);
 int queue_sync_dir(const char *queue_dir, QueueDir d);
 
@@ -154,7 +158,8 @@ int queue_file_sync(QueueFile *f);
 
 /* Moves the file between directories (rename) and syncs both; f->path follows. */
 int queue_file_move(QueueFile *f, const char *queue_dir, QueueDir to);
-/* Removes the file and its defer/ and done/ companions, then syncs the directory. */
+/* Removes the file and its defer/ and done/ companions. The directory is not synced: callers
+ * remove a message only after its deliveries are durable, so a lost unlink means a repeat, not a loss. */
 int queue_file_remove(QueueFile *f, const char *queue_dir);
 
 /* Reads the content in chunks: calls cb until it returns non-zero or the content ends. */

@@ -31,6 +31,7 @@ static const char *const commit_mode_names[_COMMIT_MODE_MAX] = {
         [COMMIT_GROUP] = "group",
         [COMMIT_SYNCFS] = "syncfs",
         [COMMIT_AUTO] = "auto",
+        [COMMIT_RENAME_SYNCFS] = "rename-syncfs",
 };
 
 /* From this many messages in a batch, one syncfs() beats a fdatasync() per file. */
@@ -64,7 +65,39 @@ static int syncfs_dir(const char *queue_dir) {
         return 0;
 }
 
+/* One syncfs() per distinct queue directory among the batch's jobs that are still fine. */
+static void syncfs_batch(CommitJob *batch) {
+        for (CommitJob *j = batch; j; j = j->next) {
+                if (j->result < 0)
+                        continue;
+                bool seen = false;
+                for (CommitJob *k = batch; k != j; k = k->next)
+                        if (k->result >= 0 && strcmp(k->queue_dir, j->queue_dir) == 0)
+                                seen = true;
+                if (seen)
+                        continue;
+                int r = syncfs_dir(j->queue_dir);
+                if (r < 0)
+                        for (CommitJob *k = j; k; k = k->next)
+                                if (k->result >= 0 && strcmp(k->queue_dir, j->queue_dir) == 0)
+                                        k->result = r;
+        }
+}
+
 static void sync_batch(Committer *c, CommitJob *batch) {
+        if (c->mode == COMMIT_RENAME_SYNCFS) {
+                for (CommitJob *j = batch; j; j = j->next)
+                        if (j->result >= 0)
+                                j->result = queue_writer_link_unsynced(j->writer);
+                syncfs_batch(batch);
+                /* The data is on disk now; this finds nothing to write but reports a write-back
+                 * error of the file that happened before syncfs() opened its directory. */
+                for (CommitJob *j = batch; j; j = j->next)
+                        if (j->result >= 0)
+                                j->result = queue_writer_sync(j->writer);
+                return;
+        }
+
         bool use_syncfs = c->mode == COMMIT_SYNCFS;
         if (c->mode == COMMIT_AUTO) {
                 unsigned n = 0;

@@ -10,9 +10,13 @@
  * syncfs() of the queue's file system (data first, then the renames, then the directory fsync, so
  * the order stays the same). COMMIT_AUTO, the default, picks per batch: syncfs() for three messages
  * or more, per-file fdatasync below that (syncfs() also flushes other writers' data, which costs
- * more than it saves for one file; measured in tests/bench/smtpd-bench.py). COMMIT_SINGLE (for
- * comparison) gives every message its own file sync, rename and directory sync, one after the
- * other.
+ * more than it saves for one file; measured in tests/bench/smtpd-bench.py). COMMIT_RENAME_SYNCFS
+ * renames the batch into new/ first and then makes data and names durable with one syncfs(): one
+ * flush per batch instead of two, at the price that a crash before that syncfs() may leave an
+ * incomplete file in new/, which readers move to corrupt/ (it was never acknowledged, and a runner
+ * that delivers it before the 250 causes at most a repeat when the client retries). COMMIT_SINGLE
+ * (for comparison) gives every message its own file sync, rename and directory sync, one after
+ * the other.
  */
 
 #include <stdbool.h>
@@ -29,6 +33,7 @@ typedef enum CommitMode {
         COMMIT_GROUP,
         COMMIT_SYNCFS,
         COMMIT_AUTO,
+        COMMIT_RENAME_SYNCFS,
         _COMMIT_MODE_MAX,
 } CommitMode;
 

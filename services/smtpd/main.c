@@ -28,7 +28,7 @@ static void help(void) {
                "  --shutdown-timeout=SEC  on SIGTERM, wait at most SEC for sessions (default 30)\n"
                "  --shutdown-grace-ms=MS  on SIGTERM, serve sessions as usual this long (default 2000)\n"
                "  --max-sessions=N        concurrent sessions (default 2000)\n"
-               "  --commit=MODE           auto (default), group, syncfs, or single (per-message\n"
+               "  --commit=MODE           auto (default), rename-syncfs, group, syncfs, or single (per-message\n"
                "                          syncs, for measurements)\n"
                "  --no-group-commit       same as --commit=single\n"
                "  -h, --help              show this help\n"

@@ -54,13 +54,20 @@ class SyncOrderTest(unittest.TestCase):
         self.inst.close()
 
     def test_receive_then_deliver(self):
+        replies = self.receive()
+        self.deliver(replies)
+
+    def test_receive_rename_syncfs_mode(self):
+        self.receive("--commit=rename-syncfs")
+
+    def receive(self, *smtpd_args):
         inst = self.inst
         port = mtatest.free_port()
         rtrace = inst.path("smtpd.trace")
         calls = "fdatasync,fsync,syncfs,rename,renameat,renameat2,write,sendto,sendmsg,unlink,unlinkat,openat"
         p = subprocess.Popen(["strace", "-f", "-y", "-tt", "-s", "200", "-o", rtrace, "-e", f"trace={calls}",
                               "systemd-socket-activate", "-l", f"127.0.0.1:{port}",
-                              mtatest.program("mta-smtpd"), "-c", inst.etc],
+                              mtatest.program("mta-smtpd"), "-c", inst.etc, *smtpd_args],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             mtatest.wait_for_port(port)
@@ -97,7 +104,10 @@ class SyncOrderTest(unittest.TestCase):
             self.assertTrue(dir_synced, f"{qid}: new/ not synced between rename and 250")
             if synced:
                 self.assertLess(synced[-1], renamed[-1], f"{qid}: renamed before its data was synced")
+        return replies
 
+    def deliver(self, replies):
+        inst = self.inst
         qtrace = inst.path("queue.trace")
         subprocess.run(["strace", "-f", "-y", "-tt", "-s", "200", "-o", qtrace, "-e",
                         "trace=fdatasync,fsync,syncfs,write,unlink,unlinkat,openat,ftruncate",
