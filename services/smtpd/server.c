@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -50,6 +51,7 @@ struct Server {
         Connection *connections;
         unsigned n_connections;
         bool accepting_paused;
+        sd_event_source *resume_timer;
 
         sd_event_source *idle_timer, *shutdown_timer, *grace_timer;
         sd_event_source *sigterm, *sigint, *sighup;
@@ -97,6 +99,25 @@ static void server_status(Server *s, bool force) {
 
 /* ---- connections ---- */
 
+static void server_pause_accepting(Server *s) {
+        for (size_t k = 0; k < s->n_listeners; k++)
+                (void) sd_event_source_set_enabled(s->listeners[k].source, SD_EVENT_OFF);
+        s->accepting_paused = true;
+}
+
+static void server_resume_accepting(Server *s) {
+        if (!s->accepting_paused || s->shutting_down || s->n_connections >= s->options.max_sessions)
+                return;
+        for (size_t i = 0; i < s->n_listeners; i++)
+                (void) sd_event_source_set_enabled(s->listeners[i].source, SD_EVENT_ON);
+        s->accepting_paused = false;
+}
+
+static int on_resume_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        server_resume_accepting(userdata);
+        return 0;
+}
+
 static Connection *conn_free(Connection *c) {
         if (!c)
                 return NULL;
@@ -120,11 +141,7 @@ static Connection *conn_free(Connection *c) {
         s->n_connections--;
         free(c);
 
-        if (s->accepting_paused && !s->shutting_down && s->n_connections < s->options.max_sessions) {
-                for (size_t i = 0; i < s->n_listeners; i++)
-                        (void) sd_event_source_set_enabled(s->listeners[i].source, SD_EVENT_ON);
-                s->accepting_paused = false;
-        }
+        server_resume_accepting(s);
         server_status(s, false);
         server_update_idle(s);
         return NULL;
@@ -487,7 +504,22 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
                                 break;
                         if (errno == ECONNABORTED || errno == EPROTO)
                                 continue;
-                        log_warning_errno(negative_errno(), "accept() failed: %m");
+                        int e = negative_errno();
+                        if (e == -EMFILE || e == -ENFILE || e == -ENOBUFS || e == -ENOMEM) {
+                                /* Out of file descriptors or memory: the listening socket stays
+                                 * readable, so accepting again at once would spin. Clients wait in
+                                 * the backlog until a session ends or a short pause is over. */
+                                uint64_t now;
+                                log_warning_errno(e, "accept() failed, pausing new sessions: %m");
+                                server_pause_accepting(s);
+                                if (sd_event_now(s->event, CLOCK_MONOTONIC, &now) >= 0) {
+                                        s->resume_timer = sd_event_source_disable_unref(s->resume_timer);
+                                        (void) sd_event_add_time(s->event, &s->resume_timer, CLOCK_MONOTONIC,
+                                                                 now + 200 * 1000, 0, on_resume_timer, s);
+                                }
+                                break;
+                        }
+                        log_warning_errno(e, "accept() failed: %m");
                         break;
                 }
                 int r = conn_new(s, cfd, l->local, &sa);
@@ -495,9 +527,7 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
                         log_warning_errno(r, "Cannot set up connection: %m");
                 if (s->n_connections >= s->options.max_sessions) {
                         /* Leave further clients in the kernel's backlog until a session ends. */
-                        for (size_t k = 0; k < s->n_listeners; k++)
-                                (void) sd_event_source_set_enabled(s->listeners[k].source, SD_EVENT_OFF);
-                        s->accepting_paused = true;
+                        server_pause_accepting(s);
                         break;
                 }
         }
@@ -595,6 +625,25 @@ static int on_sighup(sd_event_source *es, const struct signalfd_siginfo *si, voi
         return 0;
 }
 
+/* A session holds its socket and, while it receives a message, its queue file. We take the hard
+ * limit on descriptors (we use no select()) and never admit more sessions than fit in it, so a
+ * crowd of clients waits in the backlog instead of making accept() or open() fail. */
+static unsigned sessions_within_fd_limit(unsigned wanted) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return wanted;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+                (void) getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur == RLIM_INFINITY)
+                return wanted;
+        rlim_t fit = rl.rlim_cur > 160 ? (rl.rlim_cur - 64) / 2 : 48;
+        return fit < wanted ? (unsigned) fit : wanted;
+}
+
 int server_new(sd_event *e, SmtpSettings *settings, const ServerOptions *options, Server **ret) {
         Server *s = calloc(1, sizeof *s);
         if (!s)
@@ -602,6 +651,7 @@ int server_new(sd_event *e, SmtpSettings *settings, const ServerOptions *options
         s->event = sd_event_ref(e);
         s->settings = smtp_settings_ref(settings);
         s->options = *options;
+        s->options.max_sessions = sessions_within_fd_limit(s->options.max_sessions);
         if (s->options.max_sessions == 0)
                 s->options.max_sessions = 1;
         *ret = s;
@@ -621,6 +671,7 @@ Server *server_free(Server *s) {
         sd_event_source_disable_unref(s->idle_timer);
         sd_event_source_disable_unref(s->shutdown_timer);
         sd_event_source_disable_unref(s->grace_timer);
+        sd_event_source_disable_unref(s->resume_timer);
         sd_event_source_disable_unref(s->sigterm);
         sd_event_source_disable_unref(s->sigint);
         sd_event_source_disable_unref(s->sighup);
