@@ -41,7 +41,8 @@ cleanup() {
         wait 2>/dev/null || true
         echo "Demo stopped; its files are in $dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 systemd-socket-activate -l "127.0.0.1:$port" "$src/$build/services/smtpd/mta-smtpd" -c "$dir/etc" &
 pids="$pids $!"
@@ -64,7 +65,9 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
 done
 echo
 echo "== /var/mail/root of the demo ($dir/mail/root), read with mail(1):"
-mail -H -f "$dir/mail/root" </dev/null || true
+printf 'from *\nx\n' | mail -N -f "$dir/mail/root" || true
+echo
+cat "$dir/mail/root"
 echo
 echo "The MTA listens on 127.0.0.1:$port. Try:"
 echo "  swaks --server 127.0.0.1:$port --to root@localhost"
