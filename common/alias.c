@@ -22,21 +22,6 @@ static bool is_ws(char c) {
         return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-_printf_(3, 4) static int set_error(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = s;
-        return r;
-}
-
 void source_reader_init(SourceReader *s, const char *name, const char *buf, size_t len) {
         *s = (SourceReader) {
                 .name = name,
@@ -90,7 +75,7 @@ int source_reader_next(SourceReader *s, char **ret_text, unsigned *ret_line, cha
                 next = (size_t) (end - s->buf) + (nl ? 1 : 0);
 
                 if (memchr(start, 0, (size_t) (end - start)))
-                        return set_error(ret_error, -EINVAL, "%s:%u: NUL byte in line", s->name, s->line);
+                        return error_set(ret_error, -EINVAL, "%s:%u: NUL byte in line", s->name, s->line);
 
                 a = start;
                 while (a < end && is_ws(*a))
@@ -107,7 +92,7 @@ int source_reader_next(SourceReader *s, char **ret_text, unsigned *ret_line, cha
 
                 if (a != start) {
                         if (!have)
-                                return set_error(ret_error, -EINVAL,
+                                return error_set(ret_error, -EINVAL,
                                                  "%s:%u: continuation line without an entry above it",
                                                  s->name, s->line);
                         r = acc_append(s, &used, a, (size_t) (b - a), true);
@@ -380,7 +365,7 @@ static int parse_entry(const char *file, unsigned line, char *text, alias_entry_
                         c++;
                 }
                 if (!*c)
-                        return set_error(ret_error, -EINVAL, "%s:%u: unbalanced '\"' in alias name", file, line);
+                        return error_set(ret_error, -EINVAL, "%s:%u: unbalanced '\"' in alias name", file, line);
                 name = unquote(p, c + 1);
                 p = c + 1;
         } else {
@@ -393,19 +378,19 @@ static int parse_entry(const char *file, unsigned line, char *text, alias_entry_
         while (is_ws(*p))
                 p++;
         if (*p != ':')
-                return set_error(ret_error, -EINVAL, "%s:%u: missing ':' after alias name", file, line);
+                return error_set(ret_error, -EINVAL, "%s:%u: missing ':' after alias name", file, line);
         if (!*name)
-                return set_error(ret_error, -EINVAL, "%s:%u: empty alias name", file, line);
+                return error_set(ret_error, -EINVAL, "%s:%u: empty alias name", file, line);
         if (string_has_cc(name))
-                return set_error(ret_error, -EINVAL, "%s:%u: control character in alias name", file, line);
+                return error_set(ret_error, -EINVAL, "%s:%u: control character in alias name", file, line);
 
         value = strstrip(p + 1);
         if (!*value)
-                return set_error(ret_error, -EINVAL, "%s:%u: missing value for alias \"%s\"", file, line, name);
+                return error_set(ret_error, -EINVAL, "%s:%u: missing value for alias \"%s\"", file, line, name);
 
         r = split_targets(value, &t, &n, &why);
         if (r == -EINVAL)
-                return set_error(ret_error, -EINVAL, "%s:%u: alias \"%s\": %s", file, line, name, why);
+                return error_set(ret_error, -EINVAL, "%s:%u: alias \"%s\": %s", file, line, name, why);
         if (r < 0)
                 return r;
         alias_targets_free(t, n);
@@ -441,6 +426,6 @@ int alias_parse_file(const char *path, alias_entry_cb cb, void *userdata, char *
 
         r = read_source_file(path, &buf, &len, NULL);
         if (r < 0)
-                return set_error(ret_error, r, "%s: %s", path, strerror(-r));
+                return error_set(ret_error, r, "%s: %s", path, strerror(-r));
         return alias_parse_buffer(path, buf, len, cb, userdata, ret_error);
 }

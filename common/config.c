@@ -171,20 +171,6 @@ int config_set(Config *c, const char *name, const char *value) {
         return config_set_line(c, name, value, 0);
 }
 
-static _printf_(2, 3) void set_error(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = s;
-}
-
 static int read_file(const char *path, char **ret, size_t *ret_size, char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
@@ -194,26 +180,26 @@ static int read_file(const char *path, char **ret, size_t *ret_size, char **ret_
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 int r = negative_errno();
-                set_error(ret_error, "%s: %s", path, strerror(-r));
+                (void) error_set(ret_error, 0, "%s: %s", path, strerror(-r));
                 return r;
         }
         if (fstat(fd, &st) < 0) {
                 int r = negative_errno();
-                set_error(ret_error, "%s: %s", path, strerror(-r));
+                (void) error_set(ret_error, 0, "%s: %s", path, strerror(-r));
                 return r;
         }
         if (S_ISDIR(st.st_mode)) {
-                set_error(ret_error, "%s: is a directory, not a file", path);
+                (void) error_set(ret_error, 0, "%s: is a directory, not a file", path);
                 return -EISDIR;
         }
         if (!S_ISREG(st.st_mode)) {
-                set_error(ret_error, "%s: not a regular file", path);
+                (void) error_set(ret_error, 0, "%s: not a regular file", path);
                 return -EINVAL;
         }
         for (;;) {
                 if (n + 1 >= cap) {
                         if (cap >= CONFIG_FILE_MAX) {
-                                set_error(ret_error, "%s: file too large", path);
+                                (void) error_set(ret_error, 0, "%s: file too large", path);
                                 return -EFBIG;
                         }
                         size_t ncap = cap ? cap * 2 : 8192;
@@ -228,7 +214,7 @@ static int read_file(const char *path, char **ret, size_t *ret_size, char **ret_
                         if (errno == EINTR)
                                 continue;
                         int r = negative_errno();
-                        set_error(ret_error, "%s: %s", path, strerror(-r));
+                        (void) error_set(ret_error, 0, "%s: %s", path, strerror(-r));
                         return r;
                 }
                 if (k == 0)
@@ -258,7 +244,7 @@ static int parse_logical(Config *c, char *text, unsigned line, char **ret_error)
 
         n = strcspn(p, " \t\r\v\f=");
         if (n == 0) {
-                set_error(ret_error, "%s:%u: missing parameter name before '='", c->path, line);
+                (void) error_set(ret_error, 0, "%s:%u: missing parameter name before '='", c->path, line);
                 return -EINVAL;
         }
         name = p;
@@ -266,7 +252,7 @@ static int parse_logical(Config *c, char *text, unsigned line, char **ret_error)
         while (is_blank(*p))
                 p++;
         if (*p != '=') {
-                set_error(ret_error, "%s:%u: missing '=' after parameter name", c->path, line);
+                (void) error_set(ret_error, 0, "%s:%u: missing '=' after parameter name", c->path, line);
                 return -EINVAL;
         }
         name[n] = 0;
@@ -276,7 +262,7 @@ static int parse_logical(Config *c, char *text, unsigned line, char **ret_error)
         value = p;
         for (const char *q = name; *q; q++)
                 if ((unsigned char) *q < ' ' || *q == 0x7f) {
-                        set_error(ret_error, "%s:%u: control character in parameter name", c->path, line);
+                        (void) error_set(ret_error, 0, "%s:%u: control character in parameter name", c->path, line);
                         return -EINVAL;
                 }
         return config_set_line(c, name, value, line);
@@ -297,7 +283,7 @@ static int config_parse(Config *c, char *buf, size_t size, char **ret_error) {
                 line++;
                 p = nl ? nl + 1 : end;
                 if (memchr(s, 0, (size_t) (e - s))) {
-                        set_error(ret_error, "%s:%u: NUL byte in line", c->path, line);
+                        (void) error_set(ret_error, 0, "%s:%u: NUL byte in line", c->path, line);
                         return -EINVAL;
                 }
                 while (e > s && is_blank(e[-1]))
@@ -313,10 +299,10 @@ static int config_parse(Config *c, char *buf, size_t size, char **ret_error) {
 
                 if (t != s) {
                         if (logical_line == 0) {
-                                set_error(ret_error,
-                                          "%s:%u: continuation line (starts with white space) with no "
-                                          "parameter before it",
-                                          c->path, line);
+                                (void) error_set(ret_error, 0,
+                                                 "%s:%u: continuation line (starts with white space) with no "
+                                                 "parameter before it",
+                                                 c->path, line);
                                 return -EINVAL;
                         }
                 } else {

@@ -23,21 +23,6 @@ struct MapList {
         size_t n;
 };
 
-_printf_(3, 4) static int set_error(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = s;
-        return r;
-}
-
 /* Postfix's names for Berkeley DB files all mean our native file here. */
 static const char *const gdbm_aliases[] = { "gdbm", "hash", "btree", "dbm" };
 
@@ -311,17 +296,17 @@ static int build_postmap(BuildState *b, const char *buf, size_t len, char **ret_
                 while (*value == ' ' || *value == '\t')
                         value++;
                 if (!*value) {
-                        r = set_error(ret_error, -EINVAL, "%s:%u: missing value for key \"%.*s\"",
+                        r = error_set(ret_error, -EINVAL, "%s:%u: missing value for key \"%.*s\"",
                                       b->file, line, (int) k, text);
                         break;
                 }
                 if (has_cc_but_tab(value)) {
-                        r = set_error(ret_error, -EINVAL, "%s:%u: control character in value", b->file, line);
+                        r = error_set(ret_error, -EINVAL, "%s:%u: control character in value", b->file, line);
                         break;
                 }
                 r = build_add(b, text, k, value, line);
                 if (r < 0) {
-                        set_error(ret_error, r, "%s:%u: cannot store \"%.*s\": %s", b->file, line, (int) k,
+                        error_set(ret_error, r, "%s:%u: cannot store \"%.*s\": %s", b->file, line, (int) k,
                                   text, strerror(-r));
                         break;
                 }
@@ -340,20 +325,20 @@ int map_build_full(const char *ref, MapSyntax syntax, map_warning_cb warn, void 
 
         r = map_ref_parse(ref, NULL, &path);
         if (r == -EOPNOTSUPP)
-                return set_error(ret_error, r, "%s: unsupported map type (supported: gdbm, hash, btree)", ref);
+                return error_set(ret_error, r, "%s: unsupported map type (supported: gdbm, hash, btree)", ref);
         if (r < 0)
-                return set_error(ret_error, r, "%s: invalid map reference", ref);
+                return error_set(ret_error, r, "%s: invalid map reference", ref);
         r = map_ref_db_path(ref, &db_path);
         if (r < 0)
                 return r;
 
         r = read_source_file(path, &buf, &len, &fd);
         if (r < 0)
-                return set_error(ret_error, r, "%s: %s", path, strerror(-r));
+                return error_set(ret_error, r, "%s: %s", path, strerror(-r));
 
         r = map_gdbm_writer_new(db_path, fd, &w);
         if (r < 0)
-                return set_error(ret_error, r, "%s: cannot create temporary map: %s", db_path, strerror(-r));
+                return error_set(ret_error, r, "%s: cannot create temporary map: %s", db_path, strerror(-r));
 
         b = (BuildState) { .w = w, .file = path, .warn = warn, .userdata = userdata };
         if (syntax == MAP_SYNTAX_ALIASES)
@@ -363,13 +348,13 @@ int map_build_full(const char *ref, MapSyntax syntax, map_warning_cb warn, void 
         key = b.key;
         if (r < 0) {
                 if (ret_error && !*ret_error)
-                        set_error(ret_error, r, "%s: %s", path, strerror(-r));
+                        error_set(ret_error, r, "%s: %s", path, strerror(-r));
                 return r;   /* the cleanup unlinks the temporary file: the old map stays */
         }
 
         r = map_gdbm_writer_commit(w);
         if (r < 0)
-                return set_error(ret_error, r, "%s: cannot install map: %s", db_path, strerror(-r));
+                return error_set(ret_error, r, "%s: cannot install map: %s", db_path, strerror(-r));
         return 0;
 }
 

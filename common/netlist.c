@@ -32,20 +32,6 @@ struct NetList {
         size_t n;
 };
 
-static _printf_(2, 3) void set_error(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = s;
-}
-
 NetList *netlist_free(NetList *l) {
         if (!l)
                 return NULL;
@@ -115,17 +101,17 @@ static int parse_file(NetList *l, const char *path, unsigned depth, char **ret_e
         int r;
 
         if (depth >= NETLIST_FILE_DEPTH_MAX) {
-                set_error(ret_error, "%s: files nested too deeply", path);
+                (void) error_set(ret_error, 0, "%s: files nested too deeply", path);
                 return -ELOOP;
         }
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 || fstat(fd, &st) < 0) {
                 r = negative_errno();
-                set_error(ret_error, "%s: %s", path, strerror(-r));
+                (void) error_set(ret_error, 0, "%s: %s", path, strerror(-r));
                 return r;
         }
         if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size > NETLIST_FILE_MAX) {
-                set_error(ret_error, "%s: not a regular file of sensible size", path);
+                (void) error_set(ret_error, 0, "%s: not a regular file of sensible size", path);
                 return -EINVAL;
         }
         buf = malloc((size_t) st.st_size + 1);
@@ -137,7 +123,7 @@ static int parse_file(NetList *l, const char *path, unsigned depth, char **ret_e
                         continue;
                 if (k < 0) {
                         r = negative_errno();
-                        set_error(ret_error, "%s: %s", path, strerror(-r));
+                        (void) error_set(ret_error, 0, "%s: %s", path, strerror(-r));
                         return r;
                 }
                 if (k == 0)
@@ -146,7 +132,7 @@ static int parse_file(NetList *l, const char *path, unsigned depth, char **ret_e
         }
         buf[n] = 0;
         if (strlen(buf) != n) {
-                set_error(ret_error, "%s: NUL byte in file", path);
+                (void) error_set(ret_error, 0, "%s: NUL byte in file", path);
                 return -EINVAL;
         }
 
@@ -163,7 +149,7 @@ static int parse_file(NetList *l, const char *path, unsigned depth, char **ret_e
                 _cleanup_free_ char *err = NULL;
                 r = parse_spec(l, p, depth + 1, &err);
                 if (r < 0) {
-                        set_error(ret_error, "%s:%u: %s", path, line, strempty(err));
+                        (void) error_set(ret_error, 0, "%s:%u: %s", path, line, strempty(err));
                         return r;
                 }
         }
@@ -190,10 +176,10 @@ static int parse_entry(NetList *l, const char *item, unsigned depth, char **ret_
                 item++;
         }
         if (*item == '/')
-                return e.negate ? (set_error(ret_error, "\"!%s\": a file cannot be negated", item), -EINVAL)
+                return e.negate ? ((void) error_set(ret_error, 0, "\"!%s\": a file cannot be negated", item), -EINVAL)
                                 : parse_file(l, item, depth, ret_error);
         if (looks_like_table(item)) {
-                set_error(ret_error, "\"%s\": lookup tables are not supported in address lists", item);
+                (void) error_set(ret_error, 0, "\"%s\": lookup tables are not supported in address lists", item);
                 return -EOPNOTSUPP;
         }
 
@@ -205,7 +191,7 @@ static int parse_entry(NetList *l, const char *item, unsigned depth, char **ret_
         if (*a == '[') {
                 char *close = strchr(a, ']');
                 if (!close || (close[1] && close[1] != '/')) {
-                        set_error(ret_error, "\"%s\": malformed [address]", item);
+                        (void) error_set(ret_error, 0, "\"%s\": malformed [address]", item);
                         return -EINVAL;
                 }
                 *close = 0;
@@ -226,19 +212,19 @@ static int parse_entry(NetList *l, const char *item, unsigned depth, char **ret_
                 e.family = AF_INET6;
                 max = 128;
         } else {
-                set_error(ret_error, "\"%s\": not an IPv4 or IPv6 address or network", item);
+                (void) error_set(ret_error, 0, "\"%s\": not an IPv4 or IPv6 address or network", item);
                 return -EINVAL;
         }
         if (slash) {
                 r = parse_prefix(slash, max, &e.prefix);
                 if (r < 0) {
-                        set_error(ret_error, "\"%s\": bad prefix length (0-%u)", item, max);
+                        (void) error_set(ret_error, 0, "\"%s\": bad prefix length (0-%u)", item, max);
                         return r;
                 }
         } else
                 e.prefix = max;
         if (!host_bits_zero(e.addr, e.prefix, max)) {
-                set_error(ret_error, "\"%s\": address has bits set beyond the /%u prefix", item, e.prefix);
+                (void) error_set(ret_error, 0, "\"%s\": address has bits set beyond the /%u prefix", item, e.prefix);
                 return -EINVAL;
         }
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,4 +106,19 @@ bool string_has_cc(const char *s) {
                 if ((unsigned char) *s < 0x20 || *s == 0x7f)
                         return true;
         return false;
+}
+
+int error_set(char **ret_error, int r, const char *format, ...) {
+        va_list ap;
+        char *s;
+
+        if (!ret_error)
+                return r;
+        va_start(ap, format);
+        if (vasprintf(&s, format, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        free(*ret_error);
+        *ret_error = s;
+        return r;
 }

@@ -27,3 +27,7 @@ int strv_split_list(const char *s, char ***ret);
 char *strstrip(char *s);                      /* strips leading and trailing white space in place */
 char *ascii_strlower(char *s);                /* in place */
 bool string_has_cc(const char *s);            /* any control character (includes CR, LF, NUL-free) */
+
+/* Replaces *ret_error (when ret_error is not NULL) with a formatted message and returns r, so a
+ * parser can say `return error_set(ret_error, -EINVAL, "%s:%u: missing '='", path, line);`. */
+int error_set(char **ret_error, int r, const char *format, ...) _printf_(3, 4);

@@ -10,18 +10,6 @@
 #include "services/smtpd/smtp-settings.h"
 #include "services/smtpd/smtp-tls.h"
 
-static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int set_error(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        if (!ret_error)
-                return -EINVAL;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
-
 static const char *get(const Config *c, const char *name, const char *def) {
         const char *v = config_get(c, name);
         return v ? v : def;
@@ -34,7 +22,7 @@ static int get_size(const Config *c, const char *name, uint64_t def, uint64_t *r
                 return 0;
         }
         if (config_parse_size(v, ret) < 0)
-                return set_error(ret_error, "%s: bad value \"%s\"", name, v);
+                return error_set(ret_error, -EINVAL, "%s: bad value \"%s\"", name, v);
         return 0;
 }
 
@@ -45,7 +33,7 @@ static int get_time(const Config *c, const char *name, uint64_t def, uint64_t *r
                 return 0;
         }
         if (config_parse_time(v, 's', ret) < 0)
-                return set_error(ret_error, "%s: bad value \"%s\"", name, v);
+                return error_set(ret_error, -EINVAL, "%s: bad value \"%s\"", name, v);
         return 0;
 }
 
@@ -131,16 +119,16 @@ int smtp_settings_new(Config *c, const SmtpSettings *old, SmtpSettings **ret, ch
         if (strcaseeq(bare, "yes") || strcaseeq(bare, "reject"))
                 s->bare_newline_reject = true;
         else if (!strcaseeq(bare, "normalize") && !strcaseeq(bare, "no") && !isempty(bare))
-                return set_error(ret_error, "smtpd_forbid_bare_newline: unknown value \"%s\"", bare);
+                return error_set(ret_error, -EINVAL, "smtpd_forbid_bare_newline: unknown value \"%s\"", bare);
 
         _cleanup_free_ char *nerr = NULL;
         r = netlist_parse(get(c, "mynetworks", "127.0.0.0/8 [::1]/128"), &s->mynetworks, &nerr);
         if (r < 0)
-                return set_error(ret_error, "mynetworks: %s", strempty(nerr));
+                return error_set(ret_error, -EINVAL, "mynetworks: %s", strempty(nerr));
 
         r = resolver_new(c, &s->resolver);
         if (r < 0)
-                return set_error(ret_error, "cannot set up the address resolver: %s", strerror(-r));
+                return error_set(ret_error, -EINVAL, "cannot set up the address resolver: %s", strerror(-r));
 
         const char *level = get(c, "smtpd_tls_security_level", "");
         if (isempty(level) || strcaseeq(level, "none"))
@@ -150,7 +138,7 @@ int smtp_settings_new(Config *c, const SmtpSettings *old, SmtpSettings **ret, ch
         else if (strcaseeq(level, "encrypt"))
                 s->tls_level = TLS_LEVEL_ENCRYPT;
         else
-                return set_error(ret_error, "smtpd_tls_security_level: unknown level \"%s\"", level);
+                return error_set(ret_error, -EINVAL, "smtpd_tls_security_level: unknown level \"%s\"", level);
 
         if (s->tls_level != TLS_LEVEL_NONE) {
                 _cleanup_free_ char *cert = NULL, *key = NULL;
@@ -158,7 +146,7 @@ int smtp_settings_new(Config *c, const SmtpSettings *old, SmtpSettings **ret, ch
                     resolve_credential(get(c, "smtpd_tls_key_file", ""), "smtpd-key", &key) < 0)
                         return -ENOMEM;
                 if (!cert || !key)
-                        return set_error(ret_error, "smtpd_tls_security_level = %s needs smtpd_tls_cert_file and "
+                        return error_set(ret_error, -EINVAL, "smtpd_tls_security_level = %s needs smtpd_tls_cert_file and "
                                          "smtpd_tls_key_file (or credentials smtpd-cert and smtpd-key)", level);
                 r = smtp_tls_context_new(cert, key, &s->tls, ret_error);
                 if (r < 0) {
