@@ -17,9 +17,7 @@
 
 #define LOCK_CONTENT_MAX 256
 
-static void outcome(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...)
-        _printf_(4, 5);
-static void outcome(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) {
+void mailbox_outcome_set(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) {
         va_list ap;
 
         ret->status = st;
@@ -373,12 +371,12 @@ static void write_error(MailboxOutcome *ret, int err, const char *what) {
         /* As Postfix's mbox_dsn(): a full file system is temporary, a full quota or an oversized
          * file is the recipient's mailbox being full and bounces. */
         if (err == -EDQUOT || err == -EFBIG)
-                outcome(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: %s: %s", what, strerror(-err));
+                mailbox_outcome_set(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: %s: %s", what, strerror(-err));
         else if (err == -ENOSPC)
-                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what,
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what,
                         strerror(-err));
         else
-                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
 }
 
 int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int queue_fd,
@@ -399,12 +397,12 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
         if (o->dotlock) {
                 r = dotlock_acquire(dir_fd, name, lockname, o, &dl);
                 if (r == -EWOULDBLOCK) {
-                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s: lock file %s is held", name,
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s: lock file %s is held", name,
                                 lockname);
                         return 0;
                 }
                 if (r < 0) {
-                        outcome(ret, MAIL_TEMPFAIL, r == -ENOSPC || r == -EDQUOT ? "4.3.0" : "4.2.0",
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, r == -ENOSPC || r == -EDQUOT ? "4.3.0" : "4.2.0",
                                 "cannot create lock file %s: %s", lockname, strerror(-r));
                         return 0;
                 }
@@ -413,18 +411,18 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
         fd = safe_open(dir_fd, name, o, true, &why);
         if (fd < 0) {
                 if (why)
-                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "refusing to deliver: %s %s", name, why);
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "refusing to deliver: %s %s", name, why);
                 else
-                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s: %s", name, strerror(-fd));
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s: %s", name, strerror(-fd));
                 goto finish;
         }
         if (o->fcntl_lock && (r = fcntl_lock_wait(fd, o)) < 0) {
-                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (fcntl): %s", name,
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (fcntl): %s", name,
                         r == -EWOULDBLOCK ? "held by another process" : strerror(-r));
                 goto finish;
         }
         if (o->flock_lock && (r = flock_wait(fd, o)) < 0) {
-                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (flock): %s", name,
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (flock): %s", name,
                         r == -EWOULDBLOCK ? "held by another process" : strerror(-r));
                 goto finish;
         }
@@ -436,11 +434,11 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
 
         r = mbox_write_message(-1, queue_fd, offset, size, env, o->mbox_flags, &bytes);
         if (r < 0) {
-                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read queue file: %s", strerror(-r));
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read queue file: %s", strerror(-r));
                 goto finish;
         }
         if (o->size_limit > 0 && (old_size > o->size_limit || bytes > o->size_limit - old_size)) {
-                outcome(ret, MAIL_PERMFAIL, "5.2.2",
+                mailbox_outcome_set(ret, MAIL_PERMFAIL, "5.2.2",
                         "mailbox full: %s would grow to %" PRIu64 " bytes, above mailbox_size_limit "
                         "%" PRIu64,
                         name, old_size + bytes, o->size_limit);
@@ -463,7 +461,7 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
                 write_error(ret, r, name);
                 goto finish;
         }
-        outcome(ret, MAIL_OK, "2.0.0", "delivered to %s (%" PRIu64 " bytes)", name, bytes);
+        mailbox_outcome_set(ret, MAIL_OK, "2.0.0", "delivered to %s (%" PRIu64 " bytes)", name, bytes);
 
 finish:
         dotlock_release(dir_fd, lockname, &dl);

@@ -43,6 +43,10 @@ typedef struct MailboxOutcome {
         char text[512];
 } MailboxOutcome;
 
+/* Fills *ret; for the delivery back ends (mailbox.c, maildir.c). */
+void mailbox_outcome_set(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...)
+        _printf_(4, 5);
+
 /* Appends the message (content at queue_fd, offset, size) to dir_fd/name. Returns 0 with the
  * outcome in *ret (also for failed deliveries), negative only for bad arguments. */
 int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int queue_fd,

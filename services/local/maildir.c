@@ -12,18 +12,6 @@
 #include "common/macro.h"
 #include "services/local/maildir.h"
 
-static void outcome(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...)
-        _printf_(4, 5);
-static void outcome(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...) {
-        va_list ap;
-
-        ret->status = st;
-        snprintf(ret->dsn, sizeof ret->dsn, "%s", dsn);
-        va_start(ap, fmt);
-        vsnprintf(ret->text, sizeof ret->text, fmt, ap);
-        va_end(ap);
-}
-
 static int open_or_make_dir(int at_fd, const char *name) {
         int fd = openat(at_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0 || errno != ENOENT)
@@ -36,12 +24,12 @@ static int open_or_make_dir(int at_fd, const char *name) {
 
 static void write_error(MailboxOutcome *ret, int err, const char *what) {
         if (err == -EDQUOT || err == -EFBIG)
-                outcome(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: %s: %s", what, strerror(-err));
+                mailbox_outcome_set(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: %s: %s", what, strerror(-err));
         else if (err == -ENOSPC)
-                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what,
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what,
                         strerror(-err));
         else
-                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
 }
 
 int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int queue_fd, uint64_t offset,
@@ -70,7 +58,7 @@ int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int 
                         continue;
                 }
                 if (n >= sizeof comp || (n == 2 && strncmp(p, "..", 2) == 0) || (n == 1 && *p == '.')) {
-                        outcome(ret, MAIL_TEMPFAIL, "4.3.5", "home_mailbox %s is not a path below home",
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.3.5", "home_mailbox %s is not a path below home",
                                 path);
                         return 0;
                 }
@@ -78,7 +66,7 @@ int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int 
                 comp[n] = '\0';
                 r = open_or_make_dir(dir_fd, comp);
                 if (r < 0) {
-                        outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open or create maildir %s: %s", path,
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open or create maildir %s: %s", path,
                                 strerror(-r));
                         return 0;
                 }
@@ -89,22 +77,22 @@ int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int 
         if ((r = tmp_fd = open_or_make_dir(dir_fd, "tmp")) < 0 ||
             (r = new_fd = open_or_make_dir(dir_fd, "new")) < 0 ||
             (r = cur_fd = open_or_make_dir(dir_fd, "cur")) < 0) {
-                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot create maildir %s: %s", path, strerror(-r));
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot create maildir %s: %s", path, strerror(-r));
                 return 0;
         }
         if (fstat(dir_fd, &st) < 0 || (o->check_owner && st.st_uid != o->owner)) {
-                outcome(ret, MAIL_TEMPFAIL, "4.2.0", "refusing to deliver: maildir %s has the wrong owner",
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "refusing to deliver: maildir %s has the wrong owner",
                         path);
                 return 0;
         }
 
         r = mbox_write_message(-1, queue_fd, offset, size, env, flags, &bytes);
         if (r < 0) {
-                outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read queue file: %s", strerror(-r));
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read queue file: %s", strerror(-r));
                 return 0;
         }
         if (o->size_limit > 0 && bytes > o->size_limit) {
-                outcome(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: message of %" PRIu64
+                mailbox_outcome_set(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: message of %" PRIu64
                         " bytes is above mailbox_size_limit %" PRIu64, bytes, o->size_limit);
                 return 0;
         }
@@ -140,6 +128,6 @@ int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int 
                 write_error(ret, r, path);
                 return 0;
         }
-        outcome(ret, MAIL_OK, "2.0.0", "delivered to maildir %s (%" PRIu64 " bytes)", path, bytes);
+        mailbox_outcome_set(ret, MAIL_OK, "2.0.0", "delivered to maildir %s (%" PRIu64 " bytes)", path, bytes);
         return 0;
 }
