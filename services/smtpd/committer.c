@@ -65,8 +65,9 @@ static int syncfs_dir(const char *queue_dir) {
         return 0;
 }
 
-/* One syncfs() per distinct queue directory among the batch's jobs that are still fine. */
-static void syncfs_batch(CommitJob *batch) {
+/* Runs sync once per distinct queue directory among the batch's jobs that are still fine, and
+ * fails those jobs when it fails. */
+static void sync_dirs(CommitJob *batch, int (*sync)(const char *queue_dir)) {
         for (CommitJob *j = batch; j; j = j->next) {
                 if (j->result < 0)
                         continue;
@@ -76,7 +77,7 @@ static void syncfs_batch(CommitJob *batch) {
                                 seen = true;
                 if (seen)
                         continue;
-                int r = syncfs_dir(j->queue_dir);
+                int r = sync(j->queue_dir);
                 if (r < 0)
                         for (CommitJob *k = j; k; k = k->next)
                                 if (k->result >= 0 && strcmp(k->queue_dir, j->queue_dir) == 0)
@@ -84,12 +85,16 @@ static void syncfs_batch(CommitJob *batch) {
         }
 }
 
+static int sync_new_dir(const char *queue_dir) {
+        return queue_sync_dir(queue_dir, QUEUE_NEW);
+}
+
 static void sync_batch(Committer *c, CommitJob *batch) {
         if (c->mode == COMMIT_RENAME_SYNCFS) {
                 for (CommitJob *j = batch; j; j = j->next)
                         if (j->result >= 0)
                                 j->result = queue_writer_link_unsynced(j->writer);
-                syncfs_batch(batch);
+                sync_dirs(batch, syncfs_dir);
                 /* The data is on disk now; this finds nothing to write but reports a write-back
                  * error of the file that happened before syncfs() opened its directory. */
                 for (CommitJob *j = batch; j; j = j->next)
@@ -109,18 +114,7 @@ static void sync_batch(Committer *c, CommitJob *batch) {
         /* Data first: a rename must never reach the disk before the data it names. */
         if (use_syncfs)
                 /* One syncfs() per queue directory in the batch writes every file's data at once. */
-                for (CommitJob *j = batch; j; j = j->next) {
-                        bool seen = false;
-                        for (CommitJob *k = batch; k != j; k = k->next)
-                                if (strcmp(k->queue_dir, j->queue_dir) == 0)
-                                        seen = true;
-                        if (seen)
-                                continue;
-                        int r = syncfs_dir(j->queue_dir);
-                        for (CommitJob *k = j; k; k = k->next)
-                                if (strcmp(k->queue_dir, j->queue_dir) == 0)
-                                        k->result = r;
-                }
+                sync_dirs(batch, syncfs_dir);
         else if (c->mode != COMMIT_SINGLE && batch->next)
                 /* Start write-back of every file first: ext4 then allocates all their blocks in
                  * one journal transaction, the first fdatasync() commits it, and the others find
@@ -141,21 +135,7 @@ static void sync_batch(Committer *c, CommitJob *batch) {
         if (c->mode == COMMIT_SINGLE)
                 return;
         /* Then one fsync of new/ per queue directory in the batch (normally just one). */
-        for (CommitJob *j = batch; j; j = j->next) {
-                if (j->result < 0)
-                        continue;
-                bool seen = false;
-                for (CommitJob *k = batch; k != j; k = k->next)
-                        if (k->result >= 0 && strcmp(k->queue_dir, j->queue_dir) == 0)
-                                seen = true;
-                if (seen)
-                        continue;
-                int r = queue_sync_dir(j->queue_dir, QUEUE_NEW);
-                if (r < 0)
-                        for (CommitJob *k = j; k; k = k->next)
-                                if (k->result >= 0 && strcmp(k->queue_dir, j->queue_dir) == 0)
-                                        k->result = r;
-        }
+        sync_dirs(batch, sync_new_dir);
 }
 
 static void *committer_thread(void *p) {
