@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include "common/config.h"
 #include "common/local-proto.h"
 #include "common/macro.h"
 #include "common/resolve.h"
@@ -36,6 +37,8 @@ typedef struct LocalResult {
 void local_result_done(LocalResult *r);
 
 int local_agent_new(const char *config_dir, unsigned timeout_sec, LocalAgent **ret);
+/* How long a reply may take: command_time_limit plus the whole mailbox lock wait, and a margin. */
+unsigned local_agent_timeout(const Config *config);
 LocalAgent *local_agent_free(LocalAgent *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LocalAgent *, local_agent_free);
 

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,21 +60,6 @@ static int parse_argv(int argc, char *argv[]) {
                 return -EINVAL;
         }
         return 1;
-}
-
-/* How long to wait for mta-local's reply: it may spend the command time limit plus its whole wait
- * for the mailbox lock on one request, and giving up earlier would deliver the message twice. */
-static unsigned local_agent_timeout(const Config *config) {
-        uint64_t command = 1000, delay = 1, t;
-        int64_t attempts = 20;
-
-        (void) config_get_time(config, "command_time_limit", &command);
-        (void) config_get_time(config, "deliver_lock_delay", &delay);
-        (void) config_get_int(config, "deliver_lock_attempts", &attempts);
-        if (attempts < 0)
-                attempts = 0;
-        t = command + (uint64_t) attempts * delay + 60;
-        return t > INT_MAX / 1000 ? INT_MAX / 1000 : (unsigned) t;
 }
 
 /* One worker: its own local delivery agent, then mail_owner's rights, then the run. */
