@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -25,6 +26,7 @@
 #include "services/local/mailbox.h"
 #include "services/local/maildir.h"
 #include "services/local/mbox.h"
+#include "services/local/server.h"
 
 #define FORWARD_MAX (32 * 1024)
 #define OUTPUT_LINE_MAX 200
@@ -817,11 +819,10 @@ close_all:
 
 /* ---- the parent ---- */
 
-static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, const LocalRequest *req,
-                      int queue_fd, int result_fd, pid_t parent) {
-        LocalOutcome o = {};
-        _cleanup_free_ char *buf = NULL;
-        size_t len;
+/* What every delivery process does first: drop to the user (when we are root) and arrange to die
+ * with mta-local. 0, or an exit status for _exit(). */
+static int child_setup(const LocalSettings *s, const RunAs *u, bool switch_user, const char *kind,
+                       pid_t parent) {
         int r;
 
         (void) signal(SIGPIPE, SIG_IGN);
@@ -842,7 +843,7 @@ static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, 
                 }
         }
         /* Commands may need set-gid helpers (Debian's procmail is set-gid mail). */
-        if (!streq(req->kind, "command") && !(streq(req->kind, "mailbox") && s->mailbox_command))
+        if (!streq(kind, "command") && !(streq(kind, "mailbox") && s->mailbox_command))
                 (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         /* Die with mta-local: the runner, which then gets no reply, will try again, and the
          * dot-lock journal lets that delivery cut off whatever we had written. Going on alone
@@ -851,27 +852,51 @@ static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         if (getppid() != parent)
                 return EX_TEMPFAIL;
+        return 0;
+}
 
+static void deliver_in_child(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
+                             LocalOutcome *o) {
         if (streq(req->kind, "mailbox"))
-                deliver_mailbox(s, u, req, queue_fd, &o);
+                deliver_mailbox(s, u, req, queue_fd, o);
         else if (streq(req->kind, "file"))
-                deliver_file(s, u, req, queue_fd, &o);
+                deliver_file(s, u, req, queue_fd, o);
         else
-                deliver_command(s, u, req, queue_fd, &o);
+                deliver_command(s, u, req, queue_fd, o);
+}
 
+/* Encodes an outcome as a reply into buf (LOCAL_PROTO_MAX bytes) and frees its forward text. */
+static int outcome_encode(LocalOutcome *o, char *buf, size_t *ret_len) {
         LocalReply rep = {
-                .status = o.forward ? "forward" :
-                          o.status == MAIL_OK ? "ok" : o.status == MAIL_TEMPFAIL ? "tempfail" : "permfail",
-                .dsn = o.dsn,
-                .text = o.text,
-                .forward = o.forward_text,
+                .status = o->forward ? "forward" :
+                          o->status == MAIL_OK ? "ok" : o->status == MAIL_TEMPFAIL ? "tempfail" : "permfail",
+                .dsn = o->dsn,
+                .text = o->text,
+                .forward = o->forward_text,
         };
+        int r = local_reply_encode(&rep, buf, LOCAL_PROTO_MAX, ret_len);
+        local_outcome_done(o);
+        return r;
+}
+
+static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, const LocalRequest *req,
+                      int queue_fd, int result_fd, pid_t parent) {
+        LocalOutcome o = {};
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = child_setup(s, u, switch_user, req->kind, parent);
+        if (r != 0)
+                return r;
+        deliver_in_child(s, u, req, queue_fd, &o);
+
         buf = malloc(LOCAL_PROTO_MAX);
-        if (!buf)
+        if (!buf) {
+                local_outcome_done(&o);
                 return EX_OSERR;
-        r = local_reply_encode(&rep, buf, LOCAL_PROTO_MAX, &len);
-        local_outcome_done(&o);
-        if (r < 0)
+        }
+        if (outcome_encode(&o, buf, &len) < 0)
                 return EX_SOFTWARE;
         for (size_t done = 0; done < len;) {
                 ssize_t k = write(result_fd, buf + done, len - done);
@@ -885,20 +910,342 @@ static int child_main(const LocalSettings *s, const RunAs *u, bool switch_user, 
         return 0;
 }
 
-static int lookup_user(const char *name, struct passwd **ret) {
+/* Turns a child's reply into an outcome; -EBADMSG when it is not a complete reply. */
+static int outcome_decode(char *buf, size_t len, LocalOutcome *ret) {
+        LocalOutcome o = {};
+        LocalReply rep;
+
+        if (local_reply_decode(buf, len, &rep) < 0 || !rep.status || !rep.dsn || !rep.text)
+                return -EBADMSG;
+        o.status = streq(rep.status, "ok") || streq(rep.status, "forward") ? MAIL_OK :
+                   streq(rep.status, "permfail") ? MAIL_PERMFAIL : MAIL_TEMPFAIL;
+        o.forward = streq(rep.status, "forward");
+        snprintf(o.dsn, sizeof o.dsn, "%s", rep.dsn);
+        snprintf(o.text, sizeof o.text, "%s", rep.text);
+        if (o.forward) {
+                o.forward_text = strdup(strempty(rep.forward));
+                if (!o.forward_text)
+                        return -ENOMEM;
+        }
+        *ret = o;
+        return 0;
+}
+
+/* The outcome of a delivery process that gave no usable reply; status -1 when it could not be
+ * waited for. */
+static void outcome_from_status(int status, LocalOutcome *o) {
+        if (status != -1 && WIFSIGNALED(status))
+                set_outcome(o, MAIL_TEMPFAIL, "4.3.0", "delivery process killed by signal %d",
+                            WTERMSIG(status));
+        else
+                set_outcome(o, MAIL_TEMPFAIL, "4.3.0", "delivery process failed (exit status %d)",
+                            status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+static int reap(pid_t pid) {
+        int status;
+
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return status;
+}
+
+/* Account lookups, cached for the connection (one queue run): a run delivers many messages to
+ * the same few users, and each getpwnam() may read /etc/passwd or ask NSS again. Only found
+ * accounts are kept, so an error or an unknown user is asked again next time. */
+#define PW_CACHE_MAX 16
+
+typedef struct PwEntry {
+        char *key;
+        struct passwd pw;
+} PwEntry;
+
+static PwEntry pw_cache[PW_CACHE_MAX];
+static size_t pw_cache_next;
+
+static void pw_entry_done(PwEntry *e) {
+        free(e->key);
+        free(e->pw.pw_name);
+        free(e->pw.pw_dir);
+        free(e->pw.pw_shell);
+        *e = (PwEntry) {};
+}
+
+static void pw_cache_clear(void) {
+        for (size_t i = 0; i < PW_CACHE_MAX; i++)
+                pw_entry_done(&pw_cache[i]);
+        pw_cache_next = 0;
+}
+
+static int lookup_user(const char *name, const struct passwd **ret) {
         struct passwd *pw;
+        PwEntry e = {};
+
+        for (size_t i = 0; i < PW_CACHE_MAX; i++)
+                if (pw_cache[i].key && streq(pw_cache[i].key, name)) {
+                        *ret = &pw_cache[i].pw;
+                        return 0;
+                }
         errno = 0;
         pw = getpwnam(name);
         if (!pw)
                 return errno > 0 && errno != ENOENT && errno != ESRCH ? -errno : -ESRCH;
-        *ret = pw;
+        e.key = strdup(name);
+        e.pw = (struct passwd) {
+                .pw_name = strdup(pw->pw_name),
+                .pw_uid = pw->pw_uid,
+                .pw_gid = pw->pw_gid,
+                .pw_dir = strdup(strempty(pw->pw_dir)),
+                .pw_shell = strdup(strempty(pw->pw_shell)),
+        };
+        if (!e.key || !e.pw.pw_name || !e.pw.pw_dir || !e.pw.pw_shell) {
+                pw_entry_done(&e);
+                return -ENOMEM;
+        }
+        pw_entry_done(&pw_cache[pw_cache_next]);
+        pw_cache[pw_cache_next] = e;
+        *ret = &pw_cache[pw_cache_next].pw;
+        pw_cache_next = (pw_cache_next + 1) % PW_CACHE_MAX;
         return 0;
+}
+
+/* ---- per-credential workers ---- */
+
+#define WORKERS_MAX 8
+
+typedef struct Worker {
+        pid_t pid;
+        int fd;                       /* our end of the socketpair */
+        uint64_t used;                /* for least recently used eviction */
+        bool switch_user;
+        char *kind;                   /* "mailbox" or "file": the rights differ */
+        RunAs u;
+} Worker;
+
+static Worker workers[WORKERS_MAX];
+static size_t n_workers;
+static uint64_t worker_clock;
+
+static bool run_as_equal(const RunAs *a, const RunAs *b) {
+        return a->uid == b->uid && a->gid == b->gid && a->n_groups == b->n_groups &&
+               memcmp(a->groups, b->groups, a->n_groups * sizeof(gid_t)) == 0 && streq(a->name, b->name) &&
+               streq(a->home, b->home) && streq(a->shell, b->shell);
+}
+
+static int run_as_copy(const RunAs *from, RunAs *ret) {
+        RunAs r = *from;
+
+        r.name = strdup(from->name);
+        r.home = strdup(from->home);
+        r.shell = strdup(from->shell);
+        if (!r.name || !r.home || !r.shell) {
+                run_as_done(&r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* In a freshly forked process: no worker may reach another's socket. */
+static void workers_close_inherited(void) {
+        for (size_t i = 0; i < n_workers; i++)
+                safe_close(workers[i].fd);
+}
+
+/* Closes the worker's socket (it exits at EOF) and reaps it; returns its wait status. */
+static int worker_stop(size_t i, bool kill_it) {
+        Worker *w = &workers[i];
+        int status;
+
+        w->fd = safe_close(w->fd);
+        if (kill_it)
+                (void) kill(w->pid, SIGKILL);
+        status = reap(w->pid);
+        run_as_done(&w->u);
+        free(w->kind);
+        workers[i] = workers[--n_workers];
+        workers[n_workers] = (Worker) { .fd = -EBADF };
+        return status;
+}
+
+static int worker_main(const LocalSettings *s, const RunAs *u, bool switch_user, const char *kind, int sock,
+                       pid_t parent) {
+        _cleanup_free_ char *buf = NULL, *out = NULL;
+        int r;
+
+        r = child_setup(s, u, switch_user, kind, parent);
+        if (r != 0)
+                return r;
+        buf = malloc(LOCAL_PROTO_MAX + 1);
+        out = malloc(LOCAL_PROTO_MAX);
+        if (!buf || !out)
+                return EX_OSERR;
+        for (;;) {
+                _cleanup_close_ int queue_fd = -EBADF;
+                LocalRequest req = {};
+                LocalOutcome o = {};
+                size_t len = 0;
+
+                r = local_server_receive(sock, buf, LOCAL_PROTO_MAX + 1, &len, &queue_fd);
+                if (r == 0)
+                        return 0;
+                if (r < 0)
+                        return EX_IOERR;
+                /* The parent sends only what it checked; anything else means something is badly
+                 * wrong, and the parent's answer for a dead worker is a tempfail. */
+                if (len > LOCAL_PROTO_MAX || queue_fd < 0 || local_request_decode(buf, len, &req) < 0 ||
+                    !req.kind || !streq(req.kind, kind))
+                        return EX_SOFTWARE;
+                deliver_in_child(s, u, &req, queue_fd, &o);
+                if (outcome_encode(&o, out, &len) < 0)
+                        return EX_SOFTWARE;
+                if (send(sock, out, len, MSG_NOSIGNAL) < 0)
+                        return EX_IOERR;
+        }
+}
+
+/* The live worker for these credentials, started when there is none. -errno when no process
+ * could be started. */
+static int worker_get(const LocalSettings *s, const RunAs *u, bool switch_user, const char *kind,
+                      size_t *ret) {
+        _cleanup_free_ char *kind_copy = NULL;
+        RunAs copy = {};
+        int sv[2], r;
+        pid_t pid, parent = getpid();
+
+        for (size_t i = 0; i < n_workers; i++)
+                if (workers[i].switch_user == switch_user && streq(workers[i].kind, kind) &&
+                    run_as_equal(&workers[i].u, u)) {
+                        workers[i].used = ++worker_clock;
+                        *ret = i;
+                        return 0;
+                }
+        if (n_workers == WORKERS_MAX) {
+                size_t lru = 0;
+                for (size_t i = 1; i < n_workers; i++)
+                        if (workers[i].used < workers[lru].used)
+                                lru = i;
+                (void) worker_stop(lru, false);
+        }
+        kind_copy = strdup(kind);
+        if (!kind_copy)
+                return -ENOMEM;
+        r = run_as_copy(u, &copy);
+        if (r < 0)
+                return r;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = negative_errno();
+                run_as_done(&copy);
+                return r;
+        }
+        pid = fork();
+        if (pid < 0) {
+                r = negative_errno();
+                safe_close(sv[0]);
+                safe_close(sv[1]);
+                run_as_done(&copy);
+                return r;
+        }
+        if (pid == 0) {
+                safe_close(sv[0]);
+                workers_close_inherited();
+                _exit(worker_main(s, u, switch_user, kind, sv[1], parent));
+        }
+        safe_close(sv[1]);
+        workers[n_workers] = (Worker) {
+                .pid = pid,
+                .fd = sv[0],
+                .used = ++worker_clock,
+                .switch_user = switch_user,
+                .kind = TAKE_PTR(kind_copy),
+                .u = copy,
+        };
+        *ret = n_workers++;
+        return 0;
+}
+
+static int send_with_fd(int sock, const char *buf, size_t len, int fd) {
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (char *) buf, .iov_len = len };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof control,
+        };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        return 0;
+}
+
+/* One delivery through a worker. Once the request is sent, a worker that gives no usable reply
+ * is treated exactly like a per-delivery child that died: reaped and answered tempfail. */
+static int deliver_by_worker(const LocalSettings *s, const RunAs *u, bool switch_user, const LocalRequest *req,
+                             int queue_fd, LocalOutcome *ret) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
+        size_t len, i;
+        ssize_t n;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = local_request_encode(req, buf, LOCAL_PROTO_MAX, &len);
+        if (r < 0)
+                return r;
+        /* A worker that died while idle (killed from outside) cannot take the request: start a new
+         * one, once. Nothing was delivered then. */
+        for (int attempt = 0;; attempt++) {
+                r = worker_get(s, u, switch_user, req->kind, &i);
+                if (r < 0)
+                        return r;
+                r = send_with_fd(workers[i].fd, buf, len, queue_fd);
+                if (r >= 0)
+                        break;
+                (void) worker_stop(i, true);
+                if (attempt > 0)
+                        return r;
+        }
+
+        do
+                n = recv(workers[i].fd, buf, LOCAL_PROTO_MAX + 1, 0);
+        while (n < 0 && errno == EINTR);
+        if (n > 0 && (size_t) n <= LOCAL_PROTO_MAX) {
+                r = outcome_decode(buf, (size_t) n, ret);
+                if (r != -EBADMSG) {
+                        if (r < 0)
+                                (void) worker_stop(i, true);
+                        return r;
+                }
+        }
+        /* EOF: the worker died (or gave up); anything else: it cannot be trusted to go on. */
+        int status = worker_stop(i, n != 0);
+        if (n > 0)
+                status = 0;
+        outcome_from_status(status, ret);
+        return 0;
+}
+
+void local_deliver_shutdown(void) {
+        while (n_workers > 0)
+                (void) worker_stop(n_workers - 1, false);
+        pw_cache_clear();
 }
 
 /* Decides the identity: the user for a mailbox (root's own mailbox as root), the user for files
  * and commands but default_privs in place of root. */
 static int deliver_as(const LocalSettings *s, const LocalRequest *req, RunAs *ret, LocalOutcome *out) {
-        struct passwd *pw;
+        const struct passwd *pw;
         bool mailbox = streq(req->kind, "mailbox");
         struct stat st;
         int r;
@@ -941,7 +1288,6 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
         _cleanup_(run_as_done) RunAs u = {};
         _cleanup_close_ int rd = -EBADF, wr = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        LocalOutcome o = {};
         bool switch_user;
         size_t len = 0;
         int fds[2], status, r;
@@ -982,6 +1328,10 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
                 return 0;
         }
 
+        if (!streq(req->kind, "command") && !(streq(req->kind, "mailbox") && s->mailbox_command))
+                return deliver_by_worker(s, &u, switch_user, req, queue_fd, ret);
+
+        /* Commands keep a process of their own per delivery. */
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return negative_errno();
         rd = fds[0];
@@ -992,6 +1342,7 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
                 return negative_errno();
         if (pid == 0) {
                 rd = safe_close(rd);
+                workers_close_inherited();
                 _exit(child_main(s, &u, switch_user, req, queue_fd, wr, parent));
         }
         wr = safe_close(wr);
@@ -999,7 +1350,7 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
         buf = malloc(LOCAL_PROTO_MAX + 1);
         if (!buf) {
                 (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
+                (void) reap(pid);
                 return -ENOMEM;
         }
         for (;;) {
@@ -1012,30 +1363,12 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
                 if (k == 0 || (len += (size_t) k) == LOCAL_PROTO_MAX)
                         break;
         }
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR) {
-                        status = -1;
-                        break;
-                }
-
-        LocalReply rep;
-        if (status == 0 && local_reply_decode(buf, len, &rep) == 0 && rep.status && rep.dsn && rep.text) {
-                o.status = streq(rep.status, "ok") || streq(rep.status, "forward") ? MAIL_OK :
-                           streq(rep.status, "permfail") ? MAIL_PERMFAIL : MAIL_TEMPFAIL;
-                o.forward = streq(rep.status, "forward");
-                snprintf(o.dsn, sizeof o.dsn, "%s", rep.dsn);
-                snprintf(o.text, sizeof o.text, "%s", rep.text);
-                if (o.forward) {
-                        o.forward_text = strdup(strempty(rep.forward));
-                        if (!o.forward_text)
-                                return -ENOMEM;
-                }
-        } else if (status != -1 && WIFSIGNALED(status))
-                set_outcome(&o, MAIL_TEMPFAIL, "4.3.0", "delivery process killed by signal %d",
-                            WTERMSIG(status));
-        else
-                set_outcome(&o, MAIL_TEMPFAIL, "4.3.0", "delivery process failed (exit status %d)",
-                            status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        *ret = o;
+        status = reap(pid);
+        if (status == 0) {
+                r = outcome_decode(buf, len, ret);
+                if (r != -EBADMSG)
+                        return r;
+        }
+        outcome_from_status(status, ret);
         return 0;
 }

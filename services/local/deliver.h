@@ -12,6 +12,12 @@
  * targets, answer "forward" with its text. Files and commands never run as root: when the user
  * is root they run as default_privs.
  *
+ * Mailbox and file deliveries (not commands, nor mailbox_command) go to a worker process kept per
+ * set of credentials for the life of the connection: it drops privileges once, exactly as a
+ * per-delivery child would, and then serves deliveries sent over a SOCK_SEQPACKET socketpair
+ * (request encoding, queue fd as SCM_RIGHTS, one reply per request). At most 8 live at once; the
+ * least recently used goes first. A worker that dies mid-delivery answers tempfail like a child.
+ *
  * local_deliver() returns 0 with the outcome in *ret, or a negative errno when it could not even
  * try (fork failed, ...); the caller then answers tempfail.
  */
@@ -61,6 +67,9 @@ void local_outcome_done(LocalOutcome *o);
 int local_request_check(const LocalRequest *req, LocalOutcome *ret);
 
 int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalOutcome *ret);
+/* Closes the sockets of the per-credential workers (see mta-local(8)), reaps them and forgets the
+ * cached account lookups; for the end of a connection. */
+void local_deliver_shutdown(void);
 
 /* True for names that may become a file name in the spool directory: not empty, no "/", no
  * leading ".", no control characters, not too long. */

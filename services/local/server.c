@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/macro.h"
@@ -50,9 +51,7 @@ static void log_outcome(const LocalRequest *req, const LocalOutcome *o, uint64_t
                   postfix_status ? postfix_status : "forward", o->text);
 }
 
-/* Receives one datagram and at most one fd. 0 at EOF, 1 with a request, negative on error. A
- * datagram that does not fit, or that brings anything but one fd, is answered as malformed. */
-static int receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_fd) {
+int local_server_receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_fd) {
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int) * 4)];
@@ -125,11 +124,7 @@ static int send_reply(int fd, const LocalOutcome *o) {
         return 0;
 }
 
-int local_server_run(int fd, const LocalSettings *s) {
-        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
-
-        if (!buf)
-                return log_oom();
+static int serve(int fd, const LocalSettings *s, char *buf) {
         for (;;) {
                 _cleanup_close_ int queue_fd = -EBADF;
                 LocalOutcome o = {};
@@ -137,7 +132,7 @@ int local_server_run(int fd, const LocalSettings *s) {
                 size_t len = 0;
                 int r;
 
-                r = receive(fd, buf, LOCAL_PROTO_MAX + 1, &len, &queue_fd);
+                r = local_server_receive(fd, buf, LOCAL_PROTO_MAX + 1, &len, &queue_fd);
                 if (r == 0)
                         return 0;
                 if (r < 0)
@@ -164,4 +159,19 @@ int local_server_run(int fd, const LocalSettings *s) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to send a reply: %m");
         }
+}
+
+int local_server_run(int fd, const LocalSettings *s) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
+        int r;
+
+        if (!buf)
+                return log_oom();
+        /* Load the time zone once here, so that delivery processes inherit it instead of each
+         * reading /etc/localtime for the From_ line. */
+        tzset();
+        r = serve(fd, s, buf);
+        /* The workers exit when their socket closes; wait for them before the connection ends. */
+        local_deliver_shutdown();
+        return r;
 }

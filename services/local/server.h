@@ -11,9 +11,14 @@
  * closed, a negative errno when the socket failed.
  */
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "services/local/deliver.h"
 
 int local_server_check_peer(int fd, uid_t mail_owner);
 int local_server_run(int fd, const LocalSettings *s);
+/* Receives one datagram and at most one fd (MSG_CMSG_CLOEXEC): 0 at EOF, 1 with a datagram, a
+ * negative errno on error. A datagram that does not fit (*ret_len is then SIZE_MAX), or that brings
+ * more than one fd, comes back with *ret_fd = -EBADF, to be answered as malformed. */
+int local_server_receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_fd);

@@ -425,6 +425,101 @@ class LocalTest(unittest.TestCase):
     def test_killed_agent_takes_its_delivery_along(self):
         self.kill_mid_write(whole_group=False)
 
+    @staticmethod
+    def children(agent):
+        """The pids of mta-local's child processes (its delivery workers)."""
+        with open("/proc/%d/task/%d/children" % (agent.proc.pid, agent.proc.pid)) as f:
+            return [int(x) for x in f.read().split()]
+
+    def test_worker_per_credentials(self):
+        """Consecutive deliveries with the same rights share one worker; other rights get their own,
+        a command runs apart, and the workers end with the connection."""
+        a = self.agent()
+        for i in range(3):
+            self.ok(self.deliver(a, ALICE, "Subject: a%d\n\nx\n" % i))
+        kids = self.children(a)
+        self.assertEqual(len(kids), 1, kids)
+        with open("/proc/%d/status" % kids[0]) as f:
+            uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
+        self.assertEqual(set(uids), {str(self.users[ALICE].pw_uid)})
+        self.ok(self.deliver(a, BOB, "Subject: b\n\nx\n"))
+        self.ok(self.deliver(a, ALICE, "Subject: command\n\nx\n", kind="command", target="cat >/dev/null"))
+        self.ok(self.deliver(a, ALICE, "Subject: a3\n\nx\n"))
+        kids2 = self.children(a)
+        self.assertEqual(len(kids2), 2, kids2)
+        self.assertIn(kids[0], kids2)
+        box = mailbox.mbox(self.mbox(ALICE), create=False)
+        self.assertEqual([m["Subject"] for m in box], ["a0", "a1", "a2", "a3"])
+        box.close()
+        self.assertEqual(a.close(), 0)
+        for pid in kids2:
+            self.assertFalse(os.path.exists("/proc/%d" % pid), "worker %d outlived the connection" % pid)
+
+    def test_worker_cache_is_bounded(self):
+        """More rights than the cache holds: the least recently used worker goes, nothing is lost."""
+        a = self.agent()
+        d = tempfile.mkdtemp(dir=self.inst.root)
+        os.chmod(d, 0o1777)
+        users = (ALICE, BOB, CAROL, "mta", "nobody")
+        # A mailbox and a file for each of five accounts: ten sets of rights, twice over.
+        first = None
+        for rnd in range(2):
+            for u in users:
+                self.ok(self.deliver(a, u, "Subject: m%d\n\nx\n" % rnd))
+                first = first or self.children(a)[0]
+                self.ok(self.deliver(a, u, "Subject: f%d\n\nx\n" % rnd, kind="file",
+                                     target=os.path.join(d, u)))
+                self.assertLessEqual(len(self.children(a)), 8)
+        self.assertEqual(len(self.children(a)), 8)
+        self.assertNotIn(first, self.children(a), "the least recently used worker is still there")
+        for u in users:
+            box = mailbox.mbox(self.mbox(u), create=False)
+            self.assertEqual([m["Subject"] for m in box], ["m0", "m1"])
+            box.close()
+            box = mailbox.mbox(os.path.join(d, u), create=False)
+            self.assertEqual([m["Subject"] for m in box], ["f0", "f1"])
+            box.close()
+        self.assertEqual(a.close(), 0)
+
+    def test_worker_killed_mid_write(self):
+        """A worker that dies mid-delivery gives tempfail; the same connection goes on, and the next
+        delivery cuts the partial message back."""
+        self.config("mailbox_size_limit = 0\n")
+        a = self.agent()
+        self.ok(self.deliver(a, ALICE, "Subject: first\n\nx\n"))
+        good = self.read(ALICE)
+        big = "Subject: huge\n\n" + ("y" * 1000 + "\n") * 40000
+        caught = False
+        for attempt in range(8):
+            worker = self.children(a)[0]
+            q = self.queue(big)
+            a.send("mailbox", ALICE, ALICE + "@example.test", *q)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if os.path.getsize(self.mbox(ALICE)) > len(good) + 4096:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker, signal.SIGKILL)
+                    break
+            r = a.reply()
+            size = os.path.getsize(self.mbox(ALICE))
+            if r["s"] == "tempfail" and len(good) < size < len(good) + len(big):
+                self.assertEqual(r["d"], "4.3.0", r)
+                self.assertIn("killed by signal 9", r["r"], r)
+                caught = True
+                break
+            # Too late (already complete): start over from the good state.
+            with open(self.mbox(ALICE), "r+b") as f:
+                f.truncate(len(good))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.mbox(ALICE) + ".lock")
+        self.assertTrue(caught, "never caught the worker mid-write")
+        self.assertTrue(os.path.exists(self.mbox(ALICE) + ".lock"), "the killed delivery's lock is gone")
+        self.ok(self.deliver(a, ALICE, "Subject: after\n\nz\n"))
+        data = self.read(ALICE)
+        self.assertTrue(data.startswith(good))
+        self.assertEqual(normalise(data[len(good):]),
+                         mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
+
     def test_crash_journal(self):
         """The dot-lock of a dead delivery says where the mailbox ended before it wrote."""
         a = self.agent()
