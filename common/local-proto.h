@@ -56,4 +56,8 @@ int local_reply_encode(const LocalReply *r, char *buf, size_t size, size_t *ret_
 /* Decoders make the string fields point into buf, which they NUL-terminate in place (buf must have
  * one spare byte after len). */
 int local_request_decode(char *buf, size_t len, LocalRequest *ret);
+
+/* Sends one datagram with fd attached (SCM_RIGHTS), as a request carries the queue file.
+ * 0, or a negative errno; -EIO when the datagram went out short. */
+int local_proto_send_with_fd(int sock, const char *buf, size_t len, int fd);
 int local_reply_decode(char *buf, size_t len, LocalReply *ret);

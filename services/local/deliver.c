@@ -1165,30 +1165,6 @@ static int worker_get(const LocalSettings *s, const RunAs *u, bool switch_user, 
         return 0;
 }
 
-static int send_with_fd(int sock, const char *buf, size_t len, int fd) {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = (char *) buf, .iov_len = len };
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof control,
-        };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-        while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
-                if (errno != EINTR)
-                        return negative_errno();
-        return 0;
-}
-
 /* One delivery through a worker. Once the request is sent, a worker that gives no usable reply
  * is treated exactly like a per-delivery child that died: reaped and answered tempfail. */
 static int deliver_by_worker(const LocalSettings *s, const RunAs *u, bool switch_user, const LocalRequest *req,
@@ -1209,7 +1185,7 @@ static int deliver_by_worker(const LocalSettings *s, const RunAs *u, bool switch
                 r = worker_get(s, u, switch_user, req->kind, &i);
                 if (r < 0)
                         return r;
-                r = send_with_fd(workers[i].fd, buf, len, queue_fd);
+                r = local_proto_send_with_fd(workers[i].fd, buf, len, queue_fd);
                 if (r >= 0)
                         break;
                 (void) worker_stop(i, true);

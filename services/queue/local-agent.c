@@ -164,35 +164,6 @@ static int agent_ensure(LocalAgent *a) {
         return local_agent_spawn(a);
 }
 
-static int send_request(LocalAgent *a, const char *buf, size_t len, int queue_fd) {
-        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof control,
-        };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &queue_fd, sizeof(int));
-
-        ssize_t n;
-        do
-                n = sendmsg(a->fd, &mh, MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return negative_errno();
-        if ((size_t) n != len)
-                return -EIO;
-        return 0;
-}
-
 static void result_set(LocalResult *ret, MailStatus status, const char *dsn, const char *text) {
         ret->status = status;
         snprintf(ret->dsn, sizeof ret->dsn, "%s", dsn);
@@ -219,7 +190,7 @@ int local_agent_deliver(LocalAgent *a, const LocalRequest *req, int queue_fd, Lo
                         result_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot start the local delivery agent");
                         return 0;
                 }
-                r = send_request(a, buf, len, queue_fd);
+                r = local_proto_send_with_fd(a->fd, buf, len, queue_fd);
                 if (r >= 0)
                         break;
                 /* The agent went away before taking the request (one-shot service or crash): nothing
