@@ -80,6 +80,19 @@ static int take_u64(const Record *rec, uint64_t *field, unsigned *seen, unsigned
         return 0;
 }
 
+/* Checks the whole buffer before anything is taken: take_string() overwrites each record's "\n",
+ * which record_next() must see, so strings are NUL-terminated only after every record checked out. */
+static int check_letters(const char *buf, size_t len, const char *allowed) {
+        size_t pos = 0;
+        Record rec;
+        int k;
+
+        while ((k = record_next(buf, len, &pos, &rec)) > 0)
+                if (!strchr(allowed, rec.type))
+                        return -EBADMSG;
+        return k < 0 ? -EBADMSG : 0;
+}
+
 int local_request_decode(char *buf, size_t len, LocalRequest *ret) {
         LocalRequest r = {};
         unsigned seen = 0;
@@ -89,15 +102,8 @@ int local_request_decode(char *buf, size_t len, LocalRequest *ret) {
 
         if (!buf || !ret)
                 return -EINVAL;
-        /* Parse everything first: take_string() overwrites each record's "\n", which
-         * record_next() must see, so NUL-terminate only after the whole buffer checked out. */
-        while ((k = record_next(buf, len, &pos, &rec)) > 0)
-                if (!strchr("KUTSROXQAonF", rec.type))
-                        return -EBADMSG;
-        if (k < 0)
+        if (check_letters(buf, len, "KUTSROXQAonF") < 0)
                 return -EBADMSG;
-
-        pos = 0;
         while (record_next(buf, len, &pos, &rec) > 0) {
                 switch (rec.type) {
                 case 'K': k = take_string(buf, &rec, &r.kind); break;
@@ -129,13 +135,8 @@ int local_reply_decode(char *buf, size_t len, LocalReply *ret) {
 
         if (!buf || !ret)
                 return -EINVAL;
-        while ((k = record_next(buf, len, &pos, &rec)) > 0)
-                if (!strchr("sdrf", rec.type))
-                        return -EBADMSG;
-        if (k < 0)
+        if (check_letters(buf, len, "sdrf") < 0)
                 return -EBADMSG;
-
-        pos = 0;
         while (record_next(buf, len, &pos, &rec) > 0) {
                 switch (rec.type) {
                 case 's': k = take_string(buf, &rec, &r.status); break;

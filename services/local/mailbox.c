@@ -367,7 +367,7 @@ static void dotlock_release(int dir_fd, const char *lockname, DotLock *l) {
 
 /* ---- the append ---- */
 
-static void write_error(MailboxOutcome *ret, int err, const char *what) {
+void mailbox_write_error(MailboxOutcome *ret, int err, const char *what) {
         /* As Postfix's mbox_dsn(): a full file system is temporary, a full quota or an oversized
          * file is the recipient's mailbox being full and bounces. */
         if (err == -EDQUOT || err == -EFBIG)
@@ -427,7 +427,7 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
                 goto finish;
         }
         if (fstat(fd, &st) < 0) {
-                write_error(ret, negative_errno(), name);
+                mailbox_write_error(ret, negative_errno(), name);
                 goto finish;
         }
         uint64_t old_size = (uint64_t) st.st_size;
@@ -445,7 +445,7 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
                 goto finish;
         }
         if (dl.fd >= 0 && (r = dotlock_journal(&dl, fd, old_size)) < 0) {
-                write_error(ret, r, lockname);
+                mailbox_write_error(ret, r, lockname);
                 goto finish;
         }
 
@@ -458,7 +458,7 @@ int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int qu
                 /* Never leave part of a message behind. */
                 if (ftruncate(fd, (off_t) old_size) == 0)
                         (void) fsync(fd);
-                write_error(ret, r, name);
+                mailbox_write_error(ret, r, name);
                 goto finish;
         }
         mailbox_outcome_set(ret, MAIL_OK, "2.0.0", "delivered to %s (%" PRIu64 " bytes)", name, bytes);

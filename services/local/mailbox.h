@@ -46,6 +46,9 @@ typedef struct MailboxOutcome {
 /* Fills *ret; for the delivery back ends (mailbox.c, maildir.c). */
 void mailbox_outcome_set(MailboxOutcome *ret, MailStatus st, const char *dsn, const char *fmt, ...)
         _printf_(4, 5);
+/* The outcome of a failed write: a full quota or file is the mailbox being full (5.2.2, as
+ * Postfix), a full file system is temporary. */
+void mailbox_write_error(MailboxOutcome *ret, int err, const char *what);
 
 /* Appends the message (content at queue_fd, offset, size) to dir_fd/name. Returns 0 with the
  * outcome in *ret (also for failed deliveries), negative only for bad arguments. */

@@ -22,16 +22,6 @@ static int open_or_make_dir(int at_fd, const char *name) {
         return fd >= 0 ? fd : negative_errno();
 }
 
-static void write_error(MailboxOutcome *ret, int err, const char *what) {
-        if (err == -EDQUOT || err == -EFBIG)
-                mailbox_outcome_set(ret, MAIL_PERMFAIL, "5.2.2", "mailbox full: %s: %s", what, strerror(-err));
-        else if (err == -ENOSPC)
-                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.3.0", "insufficient system storage: %s: %s", what,
-                        strerror(-err));
-        else
-                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
-}
-
 int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int queue_fd, uint64_t offset,
                     uint64_t size, const MboxEnvelope *env, MailboxOutcome *ret) {
         _cleanup_close_ int dir_fd = -EBADF, tmp_fd = -EBADF, new_fd = -EBADF, cur_fd = -EBADF, fd = -EBADF;
@@ -110,7 +100,7 @@ int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int 
 
         fd = openat(tmp_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
         if (fd < 0) {
-                write_error(ret, negative_errno(), "cannot create maildir file");
+                mailbox_write_error(ret, negative_errno(), "cannot create maildir file");
                 return 0;
         }
         r = mbox_write_message(fd, queue_fd, offset, size, env, flags, &written);
@@ -125,7 +115,7 @@ int maildir_deliver(int base_fd, const char *path, const MailboxOptions *o, int 
         if (r < 0) {
                 (void) unlinkat(tmp_fd, name, 0);
                 (void) unlinkat(new_fd, name, 0);
-                write_error(ret, r, path);
+                mailbox_write_error(ret, r, path);
                 return 0;
         }
         mailbox_outcome_set(ret, MAIL_OK, "2.0.0", "delivered to maildir %s (%" PRIu64 " bytes)", path, bytes);
