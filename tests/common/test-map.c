@@ -125,6 +125,42 @@ static void test_build_lookup(void) {
         assert(access(db, F_OK) == 0);
 }
 
+/* Short entries make a map many times its source: the writer's first reservation runs out and it
+ * must reserve again. Every entry must be found, nothing more, and the file cut to what it uses. */
+static void test_build_outgrows_reservation(void) {
+        _cleanup_free_ char *src = path_in("many"), *db = NULL, *text = NULL;
+        _cleanup_(map_freep) Map *m = NULL;
+        const unsigned n = 200000;
+        size_t len = 0, size = (size_t) n * 16;
+        struct stat st_src, st_db;
+        int count = 0;
+        char key[32], value[32];
+
+        text = malloc(size);
+        assert(text);
+        for (unsigned i = 0; i < n; i++)
+                len += (size_t) snprintf(text + len, size - len, "%x %x\n", i, i % 7);
+        write_file(src, text, len);
+        assert(map_build(src, MAP_SYNTAX_POSTMAP, NULL) == 0);
+
+        assert(map_ref_db_path(src, &db) == 0);
+        assert(stat(src, &st_src) == 0);
+        assert(stat(db, &st_db) == 0);
+        assert(st_db.st_size > 3 * st_src.st_size);                 /* it did outgrow the first reservation */
+        assert(st_db.st_blocks * 512 <= st_db.st_size + (1 << 20));  /* and no unused room stays allocated */
+
+        assert(map_open(src, &m) == 0);
+        for (unsigned i = 0; i < n; i += 997) {
+                snprintf(key, sizeof(key), "%x", i);
+                snprintf(value, sizeof(value), "%x", i % 7);
+                expect(m, key, value);
+        }
+        expect(m, "-1", NULL);
+        expect(m, "", NULL);
+        assert(map_iterate(m, count_cb, &count) == 0);
+        assert(count == (int) n);
+}
+
 static void expect_build_error(const char *text, size_t len, const char *want) {
         _cleanup_free_ char *src = path_in("broken"), *db = NULL, *err = NULL, *before = NULL;
         _cleanup_(map_freep) Map *m = NULL;
@@ -210,6 +246,7 @@ int main(void) {
         assert(mkdtemp(dir));
         test_ref();
         test_build_lookup();
+        test_build_outgrows_reservation();
         test_build_errors();
         test_lists();
         _cleanup_free_ char *cmd = NULL;
