@@ -15,11 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
 
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/strv.h"
+#include "common/tls-lib.h"
 #include "services/queue/smtp-client.h"
 
 #define LINE_MAX_BYTES 8192
@@ -87,11 +87,11 @@ typedef struct Conn {
 
 static void conn_close(Conn *c) {
         if (c->tls) {
-                gnutls_deinit(c->tls);
+                sym_gnutls_deinit(c->tls);
                 c->tls = NULL;
         }
         if (c->cred) {
-                gnutls_certificate_free_credentials(c->cred);
+                sym_gnutls_certificate_free_credentials(c->cred);
                 c->cred = NULL;
         }
         c->fd = safe_close(c->fd);
@@ -141,7 +141,7 @@ static ssize_t conn_raw_read(Conn *c, void *buf, size_t n) {
         if (c->tls) {
                 ssize_t k;
                 for (;;) {
-                        k = gnutls_record_recv(c->tls, buf, n);
+                        k = sym_gnutls_record_recv(c->tls, buf, n);
                         if (k == GNUTLS_E_INTERRUPTED)
                                 continue;
                         if (k != GNUTLS_E_AGAIN)
@@ -156,7 +156,7 @@ static ssize_t conn_raw_read(Conn *c, void *buf, size_t n) {
                                 return negative_errno();
                 }
                 if (k < 0)
-                        log_debug("TLS read from %s: %s", c->host, gnutls_strerror((int) k));
+                        log_debug("TLS read from %s: %s", c->host, sym_gnutls_strerror((int) k));
                 if (k == GNUTLS_E_PREMATURE_TERMINATION)
                         return 0;
                 if (k < 0)
@@ -178,7 +178,7 @@ static int conn_raw_write(Conn *c, const void *buf, size_t n) {
                 ssize_t k;
                 if (c->tls) {
                         do
-                                k = gnutls_record_send(c->tls, p, n);
+                                k = sym_gnutls_record_send(c->tls, p, n);
                         while (k == GNUTLS_E_INTERRUPTED);
                         if (k == GNUTLS_E_AGAIN)
                                 return -ETIMEDOUT;
@@ -397,28 +397,31 @@ static bool greets_as(const SmtpReply *reply, const char *name) {
 static int tls_start(Conn *c, const SmtpTarget *t) {
         int r;
 
-        r = gnutls_certificate_allocate_credentials(&c->cred);
+        r = tls_lib_load();
+        if (r < 0)
+                return -EPROTO;
+        r = sym_gnutls_certificate_allocate_credentials(&c->cred);
         if (r < 0)
                 return -ENOMEM;
-        r = gnutls_init(&c->tls, GNUTLS_CLIENT);
+        r = sym_gnutls_init(&c->tls, GNUTLS_CLIENT);
         if (r < 0)
                 return -ENOMEM;
-        if (gnutls_set_default_priority(c->tls) < 0 ||
-            gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred) < 0)
+        if (sym_gnutls_set_default_priority(c->tls) < 0 ||
+            sym_gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred) < 0)
                 return -EPROTO;
         /* SNI only for a name, never for an address literal. */
         struct in6_addr dummy;
         if (t->host && !inet_pton(AF_INET, t->host, &dummy) && !inet_pton(AF_INET6, t->host, &dummy))
-                (void) gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, t->host, strlen(t->host));
-        gnutls_transport_set_int(c->tls, c->fd);
-        gnutls_handshake_set_timeout(c->tls, c->cfg->helo_timeout * 1000);
+                (void) sym_gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, t->host, strlen(t->host));
+        sym_gnutls_transport_set_int2(c->tls, c->fd, c->fd);
+        sym_gnutls_handshake_set_timeout(c->tls, c->cfg->helo_timeout * 1000);
         set_timeout(c, SO_RCVTIMEO, c->cfg->helo_timeout);
         set_timeout(c, SO_SNDTIMEO, c->cfg->helo_timeout);
         do
-                r = gnutls_handshake(c->tls);
-        while (r < 0 && !gnutls_error_is_fatal(r));
+                r = sym_gnutls_handshake(c->tls);
+        while (r < 0 && !sym_gnutls_error_is_fatal(r));
         if (r < 0) {
-                log_debug("TLS handshake with %s failed: %s", c->host, gnutls_strerror(r));
+                log_debug("TLS handshake with %s failed: %s", c->host, sym_gnutls_strerror(r));
                 c->broken = true;
                 return -EPROTO;
         }
@@ -724,7 +727,7 @@ static void session_quit(Conn *c) {
                 (void) conn_command(c, c->cfg->helo_timeout, &q, "QUIT");
                 smtp_reply_done(&q);
                 if (c->tls)
-                        (void) gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+                        (void) sym_gnutls_bye(c->tls, GNUTLS_SHUT_WR);
         }
         conn_close(c);
 }

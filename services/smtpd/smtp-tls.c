@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <gnutls/gnutls.h>
 
+#include "common/strv.h"
+#include "common/tls-lib.h"
 #include "services/smtpd/smtp-tls.h"
 
 struct SmtpTlsContext {
@@ -28,15 +29,20 @@ int smtp_tls_context_new(const char *cert_file, const char *key_file, SmtpTlsCon
         if (!c)
                 return -ENOMEM;
         c->n_ref = 1;
-        r = gnutls_certificate_allocate_credentials(&c->cred);
+        r = tls_lib_load();
+        if (r < 0) {
+                free(c);
+                return error_set(ret_error, r, "cannot use TLS: %s is not available", "GnuTLS");
+        }
+        r = sym_gnutls_certificate_allocate_credentials(&c->cred);
         if (r < 0) {
                 free(c);
                 return -ENOMEM;
         }
-        r = gnutls_certificate_set_x509_key_file2(c->cred, cert_file, key_file, GNUTLS_X509_FMT_PEM, NULL, 0);
+        r = sym_gnutls_certificate_set_x509_key_file2(c->cred, cert_file, key_file, GNUTLS_X509_FMT_PEM, NULL, 0);
         if (r < 0) {
                 if (ret_error && asprintf(ret_error, "cannot load TLS certificate %s and key %s: %s",
-                                          cert_file, key_file, gnutls_strerror(r)) < 0)
+                                          cert_file, key_file, sym_gnutls_strerror(r)) < 0)
                         *ret_error = NULL;
                 smtp_tls_context_unref(c);
                 return -EINVAL;
@@ -55,7 +61,7 @@ SmtpTlsContext *smtp_tls_context_unref(SmtpTlsContext *c) {
         if (!c || --c->n_ref > 0)
                 return NULL;
         if (c->cred)
-                gnutls_certificate_free_credentials(c->cred);
+                sym_gnutls_certificate_free_credentials(c->cred);
         free(c);
         return NULL;
 }
@@ -67,19 +73,19 @@ int smtp_tls_new(SmtpTlsContext *c, int fd, SmtpTls **ret) {
         t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
-        r = gnutls_init(&t->session, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+        r = sym_gnutls_init(&t->session, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
         if (r < 0) {
                 free(t);
                 return -ENOMEM;
         }
         t->ctx = smtp_tls_context_ref(c);
-        if (gnutls_set_default_priority(t->session) < 0 ||
-            gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE, c->cred) < 0) {
+        if (sym_gnutls_set_default_priority(t->session) < 0 ||
+            sym_gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE, c->cred) < 0) {
                 smtp_tls_free(t);
                 return -EIO;
         }
-        gnutls_certificate_server_set_request(t->session, GNUTLS_CERT_IGNORE);
-        gnutls_transport_set_int(t->session, fd);
+        sym_gnutls_certificate_server_set_request(t->session, GNUTLS_CERT_IGNORE);
+        sym_gnutls_transport_set_int2(t->session, fd, fd);
         *ret = t;
         return 0;
 }
@@ -87,7 +93,7 @@ int smtp_tls_new(SmtpTlsContext *c, int fd, SmtpTls **ret) {
 SmtpTls *smtp_tls_free(SmtpTls *t) {
         if (!t)
                 return NULL;
-        gnutls_deinit(t->session);
+        sym_gnutls_deinit(t->session);
         smtp_tls_context_unref(t->ctx);
         free(t->desc);
         free(t);
@@ -108,7 +114,7 @@ int smtp_tls_handshake(SmtpTls *t) {
         if (t->handshake_done)
                 return 1;
         for (;;) {
-                r = gnutls_handshake(t->session);
+                r = sym_gnutls_handshake(t->session);
                 if (r == GNUTLS_E_SUCCESS)
                         break;
                 if (r == GNUTLS_E_INTERRUPTED)
@@ -116,7 +122,7 @@ int smtp_tls_handshake(SmtpTls *t) {
                 if (r == GNUTLS_E_AGAIN)
                         return -EAGAIN;
                 /* Warning alerts (e.g. no_renegotiation) are not fatal. */
-                if (!gnutls_error_is_fatal(r))
+                if (!sym_gnutls_error_is_fatal(r))
                         continue;
                 return -EPROTO;
         }
@@ -126,12 +132,12 @@ int smtp_tls_handshake(SmtpTls *t) {
 
 ssize_t smtp_tls_recv(SmtpTls *t, void *buf, size_t len) {
         for (;;) {
-                ssize_t n = gnutls_record_recv(t->session, buf, len);
+                ssize_t n = sym_gnutls_record_recv(t->session, buf, len);
                 if (n >= 0)
                         return n;
                 if (n == GNUTLS_E_INTERRUPTED)
                         continue;
-                if (n == GNUTLS_E_REHANDSHAKE || (!gnutls_error_is_fatal((int) n) && n != GNUTLS_E_AGAIN))
+                if (n == GNUTLS_E_REHANDSHAKE || (!sym_gnutls_error_is_fatal((int) n) && n != GNUTLS_E_AGAIN))
                         continue;
                 return map_error((int) n);
         }
@@ -139,7 +145,7 @@ ssize_t smtp_tls_recv(SmtpTls *t, void *buf, size_t len) {
 
 ssize_t smtp_tls_send(SmtpTls *t, const void *buf, size_t len) {
         for (;;) {
-                ssize_t n = gnutls_record_send(t->session, buf, len);
+                ssize_t n = sym_gnutls_record_send(t->session, buf, len);
                 if (n >= 0)
                         return n;
                 if (n == GNUTLS_E_INTERRUPTED)
@@ -149,17 +155,17 @@ ssize_t smtp_tls_send(SmtpTls *t, const void *buf, size_t len) {
 }
 
 size_t smtp_tls_pending(SmtpTls *t) {
-        return gnutls_record_check_pending(t->session);
+        return sym_gnutls_record_check_pending(t->session);
 }
 
 bool smtp_tls_wants_write(SmtpTls *t) {
-        return gnutls_record_get_direction(t->session) == 1;
+        return sym_gnutls_record_get_direction(t->session) == 1;
 }
 
 const char *smtp_tls_description(SmtpTls *t) {
         if (!t->desc) {
-                const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(t->session));
-                const char *c = gnutls_cipher_get_name(gnutls_cipher_get(t->session));
+                const char *v = sym_gnutls_protocol_get_name(sym_gnutls_protocol_get_version(t->session));
+                const char *c = sym_gnutls_cipher_get_name(sym_gnutls_cipher_get(t->session));
                 if (asprintf(&t->desc, "%s with cipher %s", v ? v : "TLS", c ? c : "unknown") < 0)
                         t->desc = NULL;
         }
@@ -167,5 +173,5 @@ const char *smtp_tls_description(SmtpTls *t) {
 }
 
 void smtp_tls_bye(SmtpTls *t) {
-        (void) gnutls_bye(t->session, GNUTLS_SHUT_WR);
+        (void) sym_gnutls_bye(t->session, GNUTLS_SHUT_WR);
 }
