@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +72,7 @@ typedef struct Pass {
         QueueFile *f;
         int content_fd;           /* read-only fd for mta-local */
         char **done;              /* "IDX\tKEY" and "IDX\t!KEY" lines */
+        size_t done_written;      /* how many of them are in done/ID */
         int done_fd;
         bool done_dirty;
         bool expired;
@@ -261,6 +263,7 @@ static int done_load(Pass *p) {
                 if (*s && strv_extend(&p->done, s) < 0)
                         return -ENOMEM;
         }
+        p->done_written = strv_length(p->done);
         return 0;
 }
 
@@ -293,10 +296,19 @@ static bool done_for_any(Pass *p, const char *key) {
         return false;
 }
 
-static int done_append(Pass *p, size_t rcpt, const char *key, bool bounced) {
-        _cleanup_free_ char *line = NULL;
+/*
+ * A record is written to done/ID only when it can matter: before the next delivery of the same
+ * message starts, and when the message stays queued. A message with one delivery, the common case,
+ * then never creates the file (measured: a directory entry created and removed per message was a
+ * tenth of the runner's time). Until it is written, a crash repeats that delivery, as a crash
+ * between the delivery and its record always could; nothing is lost either way.
+ */
+static int done_flush(Pass *p) {
+        size_t n = strv_length(p->done);
         int r;
 
+        if (p->done_written >= n)
+                return 0;
         if (p->done_fd < 0) {
                 _cleanup_free_ char *path = NULL;
                 r = path_of(p->runner, QUEUE_DONE_LOG, p->f->id, &path);
@@ -306,14 +318,34 @@ static int done_append(Pass *p, size_t rcpt, const char *key, bool bounced) {
                 if (p->done_fd < 0)
                         return negative_errno();
         }
-        int len = asprintf(&line, "%zu\t%s%s\n", rcpt, bounced ? "!" : "", key);
-        if (len < 0)
+        for (; p->done_written < n; p->done_written++) {
+                const char *line = p->done[p->done_written];
+                struct iovec iov[2] = {
+                        { .iov_base = (char *) line, .iov_len = strlen(line) },
+                        { .iov_base = (char *) "\n", .iov_len = 1 },
+                };
+                ssize_t k = writev(p->done_fd, iov, 2);
+                if (k != (ssize_t) (iov[0].iov_len + 1))
+                        return k < 0 ? negative_errno() : -EIO;
+                p->done_dirty = true;
+        }
+        return 0;
+}
+
+/* Called before each delivery: what earlier deliveries of this message did goes on record first. */
+static void done_flush_before_delivery(Pass *p) {
+        int r = done_flush(p);
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot record delivery in done/: %m", p->f->id);
+                p->failed_io = true;
+        }
+}
+
+static int done_append(Pass *p, size_t rcpt, const char *key, bool bounced) {
+        _cleanup_free_ char *line = NULL;
+
+        if (asprintf(&line, "%zu\t%s%s", rcpt, bounced ? "!" : "", key) < 0)
                 return -ENOMEM;
-        ssize_t n = write(p->done_fd, line, (size_t) len);
-        if (n != len)
-                return n < 0 ? negative_errno() : -EIO;
-        p->done_dirty = true;
-        line[len - 1] = 0;
         return strv_extend(&p->done, line);
 }
 
@@ -476,6 +508,7 @@ static int deliver_local(Pass *p, size_t rcpt, const Delivery *d, const char *ke
         };
         /* Parallel workers take turns per mailbox: a blocking flock here wakes the next one at once,
          * where mta-local's own mailbox lock would make it poll. */
+        done_flush_before_delivery(p);
         _cleanup_close_ int turn = mailbox_turn(r, d);
         k = local_agent_deliver(r->agent, &req, p->content_fd, &res);
         turn = safe_close(turn);
@@ -617,6 +650,7 @@ static int deliver_remote_group(Pass *p, size_t *idx, size_t n) {
                 .userdata = f,
         };
         _cleanup_free_ char *relay = NULL;
+        done_flush_before_delivery(p);
         k = smtp_deliver(&r->smtp, r->cache, dest, targets, n_targets, &m, rc, n, &relay);
         route_targets_free(targets, n_targets);
         if (k < 0) {
@@ -778,6 +812,10 @@ static int finish(Pass *p) {
         for (size_t i = 0; i < p->n_outcomes; i++)
                 if (p->outcomes[i].status == MAIL_TEMPFAIL && !p->expired)
                         stays = true;
+        if (stays && (k = done_flush(p)) < 0) {
+                log_error_errno(k, "%s: cannot record deliveries in done/: %m", f->id);
+                p->failed_io = true;
+        }
         if (stays && p->done_dirty && p->done_fd >= 0 && fsync(p->done_fd) < 0) {
                 log_error_errno(errno, "%s: cannot sync done/ log: %m", f->id);
                 p->failed_io = true;
@@ -823,6 +861,9 @@ static int finish(Pass *p) {
                 return 0;
         }
 
+        /* Staying after all (a status could not be set): the records must be there for the next try. */
+        if (!stays && (k = done_flush(p)) < 0)
+                log_error_errno(k, "%s: cannot record deliveries in done/: %m", f->id);
         unsigned attempts = f->attempts + 1;
         uint64_t next = (uint64_t) time(NULL) + runner_backoff(r->min_backoff, r->max_backoff, attempts - 1);
         k = queue_file_set_schedule(f, next, attempts);

@@ -709,6 +709,28 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(len(inst.read_mbox("mtatest-alice")), 1)
         self.assertEqual(len(inst.read_mbox("mtatest-bob")), 1)
 
+    def test_partial_delivery_recorded_and_not_repeated(self):
+        # A message with one delivery never writes done/ID; one with several must have the
+        # deliveries that went through on record once it stays queued for the rest.
+        inst = self.inst
+        os.mkdir(inst.mbox_path("mtatest-bob"))     # bob's mailbox cannot be written: temporary failure
+        enqueue(inst, "s@remote.test", ["mtatest-alice@a.example.test", "mtatest-bob@a.example.test"],
+                message("partial"))
+        r = runner(inst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [qid] = inst.queue_ids("deferred")
+        with open(os.path.join(inst.spool, "done", qid)) as f:
+            self.assertEqual(f.read(), "0\tmailbox\tmtatest-alice\n")
+        self.assertEqual(len(inst.read_mbox("mtatest-alice")), 1)
+
+        os.rmdir(inst.mbox_path("mtatest-bob"))
+        r = runner(inst, "-f")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(pending_files(inst), [], r.stderr)
+        self.assertEqual(len(inst.read_mbox("mtatest-alice")), 1, "alice's delivery is not repeated")
+        self.assertEqual(len(inst.read_mbox("mtatest-bob")), 1)
+        self.assertFalse(os.path.exists(os.path.join(inst.spool, "done", qid)))
+
     def test_parallel_workers_deliver_once(self):
         inst = self.inst
         users = ["mtatest-alice", "mtatest-bob", "mtatest-carol"]
