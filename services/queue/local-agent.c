@@ -170,40 +170,12 @@ static void result_set(LocalResult *ret, MailStatus status, const char *dsn, con
         snprintf(ret->text, sizeof ret->text, "%s", text);
 }
 
-int local_agent_deliver(LocalAgent *a, const LocalRequest *req, int queue_fd, LocalResult *ret) {
-        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
-        size_t len;
+/* Reads one reply into *ret; a dead, silent or confused agent is a temporary failure, and the
+ * connection is dropped: the replies still owed on it will not come. Returns 0, or -ENOMEM. */
+static int receive_reply(LocalAgent *a, char *buf, LocalResult *ret) {
+        struct pollfd p = { .fd = a->fd, .events = POLLIN };
         int r;
 
-        if (!buf)
-                return -ENOMEM;
-        *ret = (LocalResult) {};
-        r = local_request_encode(req, buf, LOCAL_PROTO_MAX, &len);
-        if (r < 0) {
-                result_set(ret, MAIL_PERMFAIL, "5.3.0", "delivery request too large");
-                return 0;
-        }
-
-        for (int attempt = 0; attempt < 2; attempt++) {
-                r = agent_ensure(a);
-                if (r < 0) {
-                        result_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot start the local delivery agent");
-                        return 0;
-                }
-                r = local_proto_send_with_fd(a->fd, buf, len, queue_fd);
-                if (r >= 0)
-                        break;
-                /* The agent went away before taking the request (one-shot service or crash): nothing
-                 * was delivered, so one new connection is safe. */
-                log_debug_errno(r, "Local delivery agent gone (%m), reconnecting.");
-                agent_disconnect(a);
-                if (attempt == 1) {
-                        result_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot talk to the local delivery agent");
-                        return 0;
-                }
-        }
-
-        struct pollfd p = { .fd = a->fd, .events = POLLIN };
         do
                 r = poll(&p, 1, (int) (a->timeout_sec * 1000u));
         while (r < 0 && errno == EINTR);
@@ -243,4 +215,65 @@ int local_agent_deliver(LocalAgent *a, const LocalRequest *req, int queue_fd, Lo
         } else
                 result_set(ret, MAIL_TEMPFAIL, reply.dsn ? reply.dsn : "4.0.0", text[0] ? text : "temporary failure");
         return 0;
+}
+
+int local_agent_deliver_many(LocalAgent *a, const LocalRequest *reqs, const int *queue_fds, size_t n,
+                             LocalResult *ret) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
+        size_t len, sent = 0;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                ret[i] = (LocalResult) {};
+
+        for (; sent < n; sent++) {
+                r = local_request_encode(&reqs[sent], buf, LOCAL_PROTO_MAX, &len);
+                if (r < 0) {
+                        /* Only a lone request can be answered here without breaking the reply order. */
+                        if (sent == 0 && n == 1) {
+                                result_set(&ret[0], MAIL_PERMFAIL, "5.3.0", "delivery request too large");
+                                return 0;
+                        }
+                        break;
+                }
+                for (int attempt = 0; attempt < 2; attempt++) {
+                        r = agent_ensure(a);
+                        if (r < 0)
+                                break;
+                        r = local_proto_send_with_fd(a->fd, buf, len, queue_fds[sent]);
+                        if (r >= 0)
+                                break;
+                        /* The agent went away before taking the request (one-shot service or crash).
+                         * With nothing sent before on this connection nothing was delivered, so one
+                         * new connection is safe; with requests outstanding, their replies are lost. */
+                        log_debug_errno(r, "Local delivery agent gone (%m), reconnecting.");
+                        agent_disconnect(a);
+                        if (sent > 0)
+                                break;
+                }
+                if (r < 0)
+                        break;
+        }
+
+        /* Replies come in request order. A request never sent, or whose reply did not come, is a
+         * temporary failure: the message stays queued; at worst a delivery is repeated. */
+        for (size_t i = 0; i < n; i++) {
+                if (i < sent && a->fd >= 0) {
+                        r = receive_reply(a, buf, &ret[i]);
+                        if (r < 0)
+                                return r;
+                } else if (i < sent)
+                        result_set(&ret[i], MAIL_TEMPFAIL, "4.3.0", "local delivery agent terminated unexpectedly");
+                else if (n == 1 || i == 0)
+                        result_set(&ret[i], MAIL_TEMPFAIL, "4.3.0", "cannot talk to the local delivery agent");
+                else
+                        result_set(&ret[i], MAIL_TEMPFAIL, "4.3.0", "local delivery request not sent");
+        }
+        return 0;
+}
+
+int local_agent_deliver(LocalAgent *a, const LocalRequest *req, int queue_fd, LocalResult *ret) {
+        return local_agent_deliver_many(a, req, &queue_fd, 1, ret);
 }

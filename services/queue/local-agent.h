@@ -46,3 +46,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(LocalAgent *, local_agent_free);
 int local_agent_spawn(LocalAgent *a);
 
 int local_agent_deliver(LocalAgent *a, const LocalRequest *req, int queue_fd, LocalResult *ret);
+/* Pipelined: sends all n requests before reading any reply, so that mta-local can put deliveries
+ * into one mailbox under one lock and one fsync (mta-local(8)). ret[i] answers reqs[i]; a request
+ * that could not be sent or whose reply did not come is a temporary failure.
+ *
+ * At most LOCAL_AGENT_PIPELINE_MAX requests: a unix datagram socket queues only
+ * net.unix.max_dgram_qlen datagrams (the kernel's default is 10; systemd raises it to 512). With
+ * more in flight, we could block sending while mta-local blocks sending us replies we do not read
+ * yet, and the same between mta-local and its workers. */
+#define LOCAL_AGENT_PIPELINE_MAX 8
+int local_agent_deliver_many(LocalAgent *a, const LocalRequest *reqs, const int *queue_fds, size_t n,
+                             LocalResult *ret);
