@@ -404,6 +404,11 @@ static int forward_read(const LocalSettings *s, const RunAs *u, char **ret) {
 static void deliver_command(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
                             LocalOutcome *ret);
 
+static bool endswith_slash(const char *p) {
+        size_t n = strlen(p);
+        return n > 0 && p[n - 1] == '/';
+}
+
 static bool flag_set(const char *flags, const char *name) {
         _cleanup_strv_free_ char **l = NULL;
         return flags && strv_split_list(flags, &l) == 0 && strv_contains(l, name);
@@ -424,86 +429,125 @@ static MailboxOptions mailbox_options(const LocalSettings *s, const RunAs *u) {
         };
 }
 
-/* home_mailbox: "Mailbox" (an mbox file, with a dot-lock beside it) or "Maildir/", relative to
- * the home directory, which is opened as the user. */
-static void deliver_home_mailbox(const LocalSettings *s, const RunAs *u, const LocalRequest *req,
-                                 int queue_fd, const MailboxOptions *o, const MboxEnvelope *env,
-                                 LocalOutcome *ret) {
-        _cleanup_close_ int home_fd = -EBADF, dir_fd = -EBADF;
+/* Where a mailbox delivery appends: an mbox file in the spool directory or below the home. */
+typedef struct MboxTarget {
+        int dir_fd;
+        const char *name;             /* in dir_fd; points into label */
+        char *label;                  /* "mailbox /var/mail/alice" or "/home/alice/Mailbox": the texts, and
+                                       * what tells two targets apart */
+} MboxTarget;
+
+static void mbox_target_done(MboxTarget *t) {
+        t->dir_fd = safe_close(t->dir_fd);
+        free(t->label);
+        *t = (MboxTarget) { .dir_fd = -EBADF };
+}
+
+/* home_mailbox "Mailbox": an mbox file relative to the home directory, which is opened as the
+ * user, with a dot-lock beside it. */
+static int home_mbox_target(const LocalSettings *s, const RunAs *u, MboxTarget *t, LocalOutcome *ret) {
+        _cleanup_close_ int home_fd = -EBADF;
         _cleanup_free_ char *dir = NULL;
         const char *hm = s->home_mailbox, *base;
-        MailboxOutcome mo = {};
-        size_t n = strlen(hm);
-        int r;
 
         home_fd = open(u->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (home_fd < 0) {
                 set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open home directory %s: %m", u->home);
-                return;
+                return 0;
         }
-        if (hm[n - 1] == '/')
-                r = maildir_deliver(home_fd, hm, o, queue_fd, req->offset, req->size, env, &mo);
-        else {
-                base = strrchr(hm, '/');
-                if (base) {
-                        dir = strndup(hm, (size_t) (base - hm));
-                        base++;
-                } else {
-                        dir = strdup(".");
-                        base = hm;
-                }
-                if (!dir) {
-                        set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "out of memory");
-                        return;
-                }
-                if (strstr(hm, "..") || streq(base, ".")) {
-                        set_outcome(ret, MAIL_TEMPFAIL, "4.3.5", "home_mailbox %s is not a file below home",
-                                    hm);
-                        return;
-                }
-                dir_fd = openat(home_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dir_fd < 0) {
-                        set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s/%s: %m", u->home, dir);
-                        return;
-                }
-                r = mailbox_append(dir_fd, base, o, queue_fd, req->offset, req->size, env, &mo);
+        base = strrchr(hm, '/');
+        if (base) {
+                dir = strndup(hm, (size_t) (base - hm));
+                base++;
+        } else {
+                dir = strdup(".");
+                base = hm;
         }
-        if (r < 0) {
-                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to %s: %s", hm, strerror(-r));
-                return;
+        if (!dir) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                return 0;
         }
-        if (mo.status == MAIL_OK)
-                set_outcome(ret, MAIL_OK, mo.dsn, "delivered to %s/%s", u->home, hm);
-        else
-                set_outcome(ret, mo.status, mo.dsn, "%s", mo.text);
+        if (strstr(hm, "..") || streq(base, ".")) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.5", "home_mailbox %s is not a file below home", hm);
+                return 0;
+        }
+        t->dir_fd = openat(home_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (t->dir_fd < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s/%s: %m", u->home, dir);
+                return 0;
+        }
+        if (asprintf(&t->label, "%s/%s", u->home, hm) < 0) {
+                t->label = NULL;
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                return 0;
+        }
+        t->name = t->label + strlen(t->label) - strlen(base);
+        return 1;
 }
 
-static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
-                            LocalOutcome *ret) {
-        _cleanup_close_ int dir_fd = -EBADF;
-        MailboxOutcome mo = {};
+/* The first part of a mailbox delivery: ~/.forward, then where the mail goes. Returns 1 with *t
+ * when the message is to be appended to an mbox file (by the caller), 2 when it goes to
+ * mailbox_command or a Maildir (deliver_mailbox_other()), 0 when it is done with *ret set
+ * (forwarded, or an error). Nothing is delivered here. */
+static int mailbox_prepare(const LocalSettings *s, const RunAs *u, const LocalRequest *req, MboxTarget *t,
+                           LocalOutcome *ret) {
         int r;
 
+        *t = (MboxTarget) { .dir_fd = -EBADF };
         if (!flag_set(req->flags, "noforward")) {
                 _cleanup_free_ char *text = NULL;
                 r = forward_read(s, u, &text);
                 if (r == -EFBIG) {
                         set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "~/.forward of %s is larger than %d bytes",
                                     u->name, FORWARD_MAX);
-                        return;
+                        return 0;
                 }
                 if (r < 0) {
                         set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read ~/.forward of %s: %s", u->name,
                                     strerror(-r));
-                        return;
+                        return 0;
                 }
                 if (r > 0) {
                         set_outcome(ret, MAIL_OK, "2.0.0", "forwarded by ~/.forward of %s", u->name);
                         ret->forward = true;
                         ret->forward_text = TAKE_PTR(text);
-                        return;
+                        return 0;
                 }
         }
+
+        if (s->mailbox_command)
+                return 2;
+        if (s->home_mailbox) {
+                if (endswith_slash(s->home_mailbox))
+                        return 2;
+                r = home_mbox_target(s, u, t, ret);
+                if (r <= 0)
+                        mbox_target_done(t);
+                return r;
+        }
+        t->dir_fd = open(s->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (t->dir_fd < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot open mail_spool_directory %s: %m",
+                            s->spool_dir);
+                return 0;
+        }
+        if (asprintf(&t->label, "mailbox %s/%s", s->spool_dir, u->name) < 0) {
+                t->label = NULL;
+                mbox_target_done(t);
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                return 0;
+        }
+        t->name = t->label + strlen(t->label) - strlen(u->name);
+        return 1;
+}
+
+/* mailbox_command, or a home_mailbox Maildir ("Maildir/", relative to the home directory, which is
+ * opened as the user). */
+static void deliver_mailbox_other(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
+                                  LocalOutcome *ret) {
+        _cleanup_close_ int home_fd = -EBADF;
+        MailboxOutcome mo = {};
+        int r;
 
         if (s->mailbox_command) {
                 LocalRequest cmd = *req;
@@ -513,24 +557,49 @@ static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalR
         }
         MailboxOptions o = mailbox_options(s, u);
         MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
-        if (s->home_mailbox) {
-                deliver_home_mailbox(s, u, req, queue_fd, &o, &env, ret);
+        home_fd = open(u->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (home_fd < 0) {
+                set_outcome(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open home directory %s: %m", u->home);
                 return;
         }
-        dir_fd = open(s->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir_fd < 0) {
-                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot open mail_spool_directory %s: %m",
-                            s->spool_dir);
-                return;
-        }
-        r = mailbox_append(dir_fd, u->name, &o, queue_fd, req->offset, req->size, &env, &mo);
+        r = maildir_deliver(home_fd, s->home_mailbox, &o, queue_fd, req->offset, req->size, &env, &mo);
         if (r < 0) {
-                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to mailbox: %s", strerror(-r));
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to %s: %s", s->home_mailbox,
+                            strerror(-r));
                 return;
         }
-        set_outcome(ret, mo.status, mo.dsn, "%s", mo.text);
         if (mo.status == MAIL_OK)
-                set_outcome(ret, MAIL_OK, mo.dsn, "delivered to mailbox %s/%s", s->spool_dir, u->name);
+                set_outcome(ret, MAIL_OK, mo.dsn, "delivered to %s/%s", u->home, s->home_mailbox);
+        else
+                set_outcome(ret, mo.status, mo.dsn, "%s", mo.text);
+}
+
+static void mbox_outcome(const MboxTarget *t, int r, const MailboxOutcome *mo, LocalOutcome *ret) {
+        if (r < 0)
+                set_outcome(ret, MAIL_TEMPFAIL, "4.3.0", "cannot deliver to %s: %s", t->label, strerror(-r));
+        else if (mo->status == MAIL_OK)
+                set_outcome(ret, MAIL_OK, mo->dsn, "delivered to %s", t->label);
+        else
+                set_outcome(ret, mo->status, mo->dsn, "%s", mo->text);
+}
+
+static void deliver_mailbox(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
+                            LocalOutcome *ret) {
+        _cleanup_(mbox_target_done) MboxTarget t = { .dir_fd = -EBADF };
+        MailboxOutcome mo = {};
+        int r;
+
+        r = mailbox_prepare(s, u, req, &t, ret);
+        if (r == 0)
+                return;
+        if (r == 2) {
+                deliver_mailbox_other(s, u, req, queue_fd, ret);
+                return;
+        }
+        MailboxOptions o = mailbox_options(s, u);
+        MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
+        r = mailbox_append(t.dir_fd, t.name, &o, queue_fd, req->offset, req->size, &env, &mo);
+        mbox_outcome(&t, r, &mo, ret);
 }
 
 static void deliver_file(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
@@ -1027,6 +1096,18 @@ static Worker workers[WORKERS_MAX];
 static size_t n_workers;
 static uint64_t worker_clock;
 
+/* How the last stopped workers ended: requests still outstanding at one (local_job_send()) get the
+ * answer of a dead worker, the same for all of them. */
+#define GRAVES_MAX 8
+
+typedef struct Grave {
+        pid_t pid;
+        int status;
+} Grave;
+
+static Grave graves[GRAVES_MAX];
+static size_t n_graves;
+
 static bool run_as_equal(const RunAs *a, const RunAs *b) {
         return a->uid == b->uid && a->gid == b->gid && a->n_groups == b->n_groups &&
                memcmp(a->groups, b->groups, a->n_groups * sizeof(gid_t)) == 0 && streq(a->name, b->name) &&
@@ -1062,6 +1143,7 @@ static int worker_stop(size_t i, bool kill_it) {
         if (kill_it)
                 (void) kill(w->pid, SIGKILL);
         status = reap(w->pid);
+        graves[n_graves++ % GRAVES_MAX] = (Grave) { .pid = w->pid, .status = status };
         run_as_done(&w->u);
         free(w->kind);
         workers[i] = workers[--n_workers];
@@ -1069,9 +1151,146 @@ static int worker_stop(size_t i, bool kill_it) {
         return status;
 }
 
+/* Receives one request from the parent: 1 with it in *req (pointing into buf) and *ret_fd, 0 at EOF,
+ * -EIO when the socket failed, -EBADMSG for anything the parent never sends (it sends only what it
+ * checked, so something is badly wrong, and its answer for a dead worker is a tempfail). */
+static int worker_receive(int sock, const char *kind, char *buf, LocalRequest *req, int *ret_fd) {
+        _cleanup_close_ int queue_fd = -EBADF;
+        size_t len = 0;
+        int r;
+
+        r = local_server_receive(sock, buf, LOCAL_PROTO_MAX + 1, &len, &queue_fd);
+        if (r == 0)
+                return 0;
+        if (r < 0)
+                return -EIO;
+        *req = (LocalRequest) {};
+        if (len > LOCAL_PROTO_MAX || queue_fd < 0 || local_request_decode(buf, len, req) < 0 || !req->kind ||
+            !streq(req->kind, kind))
+                return -EBADMSG;
+        *ret_fd = TAKE_FD(queue_fd);
+        return 1;
+}
+
+static int worker_reply(int sock, LocalOutcome *o, char *out) {
+        size_t len;
+
+        if (outcome_encode(o, out, &len) < 0)
+                return -EBADMSG;
+        if (send(sock, out, len, MSG_NOSIGNAL) < 0)
+                return -EIO;
+        return 0;
+}
+
+static bool readable_now(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r;
+
+        do
+                r = poll(&p, 1, 0);
+        while (r < 0 && errno == EINTR);
+        return r > 0;
+}
+
+#define GROUP_MAX 32
+#define GROUP_NONE 2      /* worker_mailbox_group() took every request it received */
+
+/* Group commit: appends the mailbox delivery *req (for target t) and every mailbox delivery for the
+ * same mbox that is already waiting on sock (up to GROUP_MAX), under one acquisition of the locks,
+ * then makes them durable with one fsync, releases the locks and only then answers them all, in
+ * order: an "ok" is never sent before the fsync that covers it. A request in between that needs no
+ * write (forwarded, or failed before the mbox) is answered in its place. A request that goes
+ * elsewhere ends the group; it is left in *req and *queue_fd and its receive result returned, as is
+ * EOF or a receive failure; GROUP_NONE when there is nothing left over, -EIO or -EBADMSG when a
+ * reply could not be sent. */
+static int worker_mailbox_group(const LocalSettings *s, const RunAs *u, int sock, char *buf, char *out,
+                                LocalRequest *req, int *queue_fd, const MboxTarget *t) {
+        _cleanup_free_ LocalOutcome *res = calloc(GROUP_MAX, sizeof(LocalOutcome));
+        bool written[GROUP_MAX] = {};
+        MailboxOptions o = mailbox_options(s, u);
+        MailboxGroup g;
+        MailboxOutcome mo = {};
+        int left = GROUP_NONE, r;
+        size_t n = 0;
+
+        if (!res) {
+                *queue_fd = safe_close(*queue_fd);
+                LocalOutcome oom = {};
+                set_outcome(&oom, MAIL_TEMPFAIL, "4.3.0", "out of memory");
+                return worker_reply(sock, &oom, out) < 0 ? -EIO : GROUP_NONE;
+        }
+        r = mailbox_group_open(&g, t->dir_fd, t->name, &o, &mo);
+        if (r <= 0) {
+                *queue_fd = safe_close(*queue_fd);
+                mbox_outcome(t, r, &mo, &res[0]);
+                r = worker_reply(sock, &res[0], out);
+                return r < 0 ? r : GROUP_NONE;
+        }
+        for (;;) {
+                MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
+
+                r = mailbox_group_append(&g, *queue_fd, req->offset, req->size, &env, &mo);
+                *queue_fd = safe_close(*queue_fd);
+                mbox_outcome(t, r, &mo, &res[n]);
+                written[n++] = true;
+
+                /* Take the next one only if it is already there: never wait with the locks held. */
+                for (;;) {
+                        MboxTarget next = { .dir_fd = -EBADF };
+
+                        if (n == GROUP_MAX || !readable_now(sock))
+                                goto commit;
+                        left = worker_receive(sock, "mailbox", buf, req, queue_fd);
+                        if (left != 1)
+                                goto commit;
+                        r = mailbox_prepare(s, u, req, &next, &res[n]);
+                        if (r == 0) {
+                                *queue_fd = safe_close(*queue_fd);
+                                written[n++] = false;
+                                left = GROUP_NONE;
+                                continue;
+                        }
+                        bool same = r == 1 && streq(next.label, t->label);
+                        mbox_target_done(&next);
+                        if (!same)
+                                goto commit;   /* left == 1: the caller delivers it */
+                        left = GROUP_NONE;
+                        break;
+                }
+        }
+
+commit:
+        r = mailbox_group_commit(&g);
+        if (r < 0) {
+                /* Cut back to before the group: none of it is delivered, and a size check that failed
+                 * counted messages that are gone now. */
+                log_warning("Failed to write %s to disk: %s", t->label, strerror(-r));
+                for (size_t i = 0; i < n; i++)
+                        if (written[i])
+                                set_outcome(&res[i], MAIL_TEMPFAIL, r == -ENOSPC || r == -EDQUOT ? "4.3.0" : "4.2.0",
+                                            "cannot write %s to disk: %s", t->label, strerror(-r));
+        }
+        mailbox_group_close(&g);
+        for (size_t i = 0; i < n; i++) {
+                r = worker_reply(sock, &res[i], out);
+                if (r < 0) {
+                        for (size_t j = i + 1; j < n; j++)
+                                local_outcome_done(&res[j]);
+                        if (left == 1)
+                                *queue_fd = safe_close(*queue_fd);
+                        return r;
+                }
+        }
+        return left;
+}
+
 static int worker_main(const LocalSettings *s, const RunAs *u, bool switch_user, const char *kind, int sock,
                        pid_t parent) {
         _cleanup_free_ char *buf = NULL, *out = NULL;
+        /* A request left over by a group outlives the loop's turn. */
+        _cleanup_close_ int queue_fd = -EBADF;
+        LocalRequest req = {};
+        bool have = false;
         int r;
 
         r = child_setup(s, u, switch_user, kind, parent);
@@ -1082,26 +1301,33 @@ static int worker_main(const LocalSettings *s, const RunAs *u, bool switch_user,
         if (!buf || !out)
                 return EX_OSERR;
         for (;;) {
-                _cleanup_close_ int queue_fd = -EBADF;
-                LocalRequest req = {};
                 LocalOutcome o = {};
-                size_t len = 0;
 
-                r = local_server_receive(sock, buf, LOCAL_PROTO_MAX + 1, &len, &queue_fd);
-                if (r == 0)
-                        return 0;
+                if (!have)
+                        r = worker_receive(sock, kind, buf, &req, &queue_fd);
+                have = false;
+                if (r == GROUP_NONE)
+                        continue;
+                if (r <= 0)
+                        return r == 0 ? 0 : r == -EIO ? EX_IOERR : EX_SOFTWARE;
+
+                if (streq(kind, "mailbox")) {
+                        _cleanup_(mbox_target_done) MboxTarget t = { .dir_fd = -EBADF };
+                        int k = mailbox_prepare(s, u, &req, &t, &o);
+                        if (k == 1) {
+                                /* What is left over was received into buf, req and queue_fd. */
+                                r = worker_mailbox_group(s, u, sock, buf, out, &req, &queue_fd, &t);
+                                have = true;
+                                continue;
+                        }
+                        if (k == 2)
+                                deliver_mailbox_other(s, u, &req, queue_fd, &o);
+                } else
+                        deliver_in_child(s, u, &req, queue_fd, &o);
+                queue_fd = safe_close(queue_fd);
+                r = worker_reply(sock, &o, out);
                 if (r < 0)
-                        return EX_IOERR;
-                /* The parent sends only what it checked; anything else means something is badly
-                 * wrong, and the parent's answer for a dead worker is a tempfail. */
-                if (len > LOCAL_PROTO_MAX || queue_fd < 0 || local_request_decode(buf, len, &req) < 0 ||
-                    !req.kind || !streq(req.kind, kind))
-                        return EX_SOFTWARE;
-                deliver_in_child(s, u, &req, queue_fd, &o);
-                if (outcome_encode(&o, out, &len) < 0)
-                        return EX_SOFTWARE;
-                if (send(sock, out, len, MSG_NOSIGNAL) < 0)
-                        return EX_IOERR;
+                        return r == -EIO ? EX_IOERR : EX_SOFTWARE;
         }
 }
 
@@ -1165,32 +1391,86 @@ static int worker_get(const LocalSettings *s, const RunAs *u, bool switch_user, 
         return 0;
 }
 
-/* One delivery through a worker. Once the request is sent, a worker that gives no usable reply
- * is treated exactly like a per-delivery child that died: reaped and answered tempfail. */
-static int deliver_by_worker(const LocalSettings *s, const RunAs *u, bool switch_user, const LocalRequest *req,
-                             int queue_fd, LocalOutcome *ret) {
-        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
+struct LocalJob {
+        const LocalSettings *s;
+        const LocalRequest *req;      /* borrowed, until sent */
+        int queue_fd;                 /* borrowed, until sent */
+        const char *kind;             /* a literal */
+        RunAs u;
+        bool switch_user;
+        bool by_worker;
+        pid_t worker;                 /* once sent */
+};
+
+LocalJob *local_job_free(LocalJob *j) {
+        if (!j)
+                return NULL;
+        run_as_done(&j->u);
+        free(j);
+        return NULL;
+}
+
+bool local_job_by_worker(const LocalJob *j) {
+        return j->by_worker;
+}
+
+bool local_job_same_worker(const LocalJob *a, const LocalJob *b) {
+        return a->by_worker && b->by_worker && a->switch_user == b->switch_user &&
+               streq(a->kind, b->kind) && run_as_equal(&a->u, &b->u);
+}
+
+/* Hands a job to its worker. Once the request is sent, a worker that gives no usable reply is
+ * treated exactly like a per-delivery child that died: reaped and answered tempfail. */
+int local_job_send(LocalJob *j) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX);
         size_t len, i;
-        ssize_t n;
         int r;
 
+        if (!j->by_worker || j->worker > 0)
+                return -EINVAL;
         if (!buf)
                 return -ENOMEM;
-        r = local_request_encode(req, buf, LOCAL_PROTO_MAX, &len);
+        r = local_request_encode(j->req, buf, LOCAL_PROTO_MAX, &len);
         if (r < 0)
                 return r;
-        /* A worker that died while idle (killed from outside) cannot take the request: start a new
-         * one, once. Nothing was delivered then. */
+        /* A worker that died (killed from outside) cannot take the request: start a new one, once.
+         * Nothing was delivered then; what it still owed answers are those of a dead worker. */
         for (int attempt = 0;; attempt++) {
-                r = worker_get(s, u, switch_user, req->kind, &i);
+                r = worker_get(j->s, &j->u, j->switch_user, j->kind, &i);
                 if (r < 0)
                         return r;
-                r = local_proto_send_with_fd(workers[i].fd, buf, len, queue_fd);
+                r = local_proto_send_with_fd(workers[i].fd, buf, len, j->queue_fd);
                 if (r >= 0)
                         break;
                 (void) worker_stop(i, true);
                 if (attempt > 0)
                         return r;
+        }
+        j->worker = workers[i].pid;
+        j->req = NULL;
+        j->queue_fd = -EBADF;
+        return 0;
+}
+
+static int job_wait(LocalJob *j, LocalOutcome *ret) {
+        _cleanup_free_ char *buf = malloc(LOCAL_PROTO_MAX + 1);
+        size_t i;
+        ssize_t n;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        for (i = 0; i < n_workers; i++)
+                if (workers[i].pid == j->worker)
+                        break;
+        if (i == n_workers) {
+                /* It died with this request outstanding. */
+                int status = -1;
+                for (size_t g = 0; g < GRAVES_MAX; g++)
+                        if (graves[g].pid == j->worker)
+                                status = graves[g].status;
+                outcome_from_status(status, ret);
+                return 0;
         }
 
         do
@@ -1260,16 +1540,14 @@ static int deliver_as(const LocalSettings *s, const LocalRequest *req, RunAs *re
         return 0;
 }
 
-int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalOutcome *ret) {
+int local_job_prepare(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalJob **ret_job,
+                      LocalOutcome *ret) {
         _cleanup_(run_as_done) RunAs u = {};
-        _cleanup_close_ int rd = -EBADF, wr = -EBADF;
-        _cleanup_free_ char *buf = NULL;
         bool switch_user;
-        size_t len = 0;
-        int fds[2], status, r;
         struct stat st;
-        pid_t pid;
+        int r;
 
+        *ret_job = NULL;
         if (local_request_check(req, ret) < 0)
                 return 0;
         if (streq(req->kind, "mailbox") && !local_user_name_valid(req->user)) {
@@ -1304,8 +1582,55 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
                 return 0;
         }
 
-        if (!streq(req->kind, "command") && !(streq(req->kind, "mailbox") && s->mailbox_command))
-                return deliver_by_worker(s, &u, switch_user, req, queue_fd, ret);
+        LocalJob *j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (LocalJob) {
+                .s = s,
+                .req = req,
+                .queue_fd = queue_fd,
+                .kind = streq(req->kind, "mailbox") ? "mailbox" : streq(req->kind, "file") ? "file" : "command",
+                .u = u,
+                .switch_user = switch_user,
+                .by_worker = !streq(req->kind, "command") && !(streq(req->kind, "mailbox") && s->mailbox_command),
+        };
+        u = (RunAs) {};
+        *ret_job = j;
+        return 0;
+}
+
+int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalOutcome *ret) {
+        LocalJob *j = NULL;
+        int r;
+
+        r = local_job_prepare(s, req, queue_fd, &j, ret);
+        if (r < 0 || !j)
+                return r;
+        r = local_job_finish(j, ret);
+        local_job_free(j);
+        return r;
+}
+
+int local_job_finish(LocalJob *j, LocalOutcome *ret) {
+        const LocalSettings *s = j->s;
+        const LocalRequest *req = j->req;
+        const RunAs *uu = &j->u;
+        _cleanup_close_ int rd = -EBADF, wr = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        bool switch_user = j->switch_user;
+        int queue_fd = j->queue_fd;
+        size_t len = 0;
+        int fds[2], status, r;
+        pid_t pid;
+
+        if (j->by_worker) {
+                if (j->worker == 0) {
+                        r = local_job_send(j);
+                        if (r < 0)
+                                return r;
+                }
+                return job_wait(j, ret);
+        }
 
         /* Commands keep a process of their own per delivery. */
         if (pipe2(fds, O_CLOEXEC) < 0)
@@ -1319,7 +1644,7 @@ int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd,
         if (pid == 0) {
                 rd = safe_close(rd);
                 workers_close_inherited();
-                _exit(child_main(s, &u, switch_user, req, queue_fd, wr, parent));
+                _exit(child_main(s, uu, switch_user, req, queue_fd, wr, parent));
         }
         wr = safe_close(wr);
 

@@ -67,6 +67,25 @@ void local_outcome_done(LocalOutcome *o);
 int local_request_check(const LocalRequest *req, LocalOutcome *ret);
 
 int local_deliver(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalOutcome *ret);
+/* local_deliver() in steps, so that several requests can be handed to one worker before their
+ * replies are read (mta-local(8): pipelining). local_job_prepare() makes the checks and decides
+ * the identity: 0 with *ret_job, or with *ret_job NULL and the outcome in *ret when the checks
+ * decided it; a negative errno when it could not even check. The job borrows req, s and queue_fd
+ * until it is sent or finished. local_job_send() hands a worker job (local_job_by_worker()) to its
+ * worker without waiting for the reply; local_job_same_worker() says whether two jobs go to the
+ * same worker. local_job_finish() gives the outcome: it reads the worker's reply (sending first if
+ * need be; replies come back in the order the requests were sent), or runs any other delivery to
+ * its end. A worker that dies with requests outstanding answers each of them tempfail. */
+typedef struct LocalJob LocalJob;
+
+int local_job_prepare(const LocalSettings *s, const LocalRequest *req, int queue_fd, LocalJob **ret_job,
+                      LocalOutcome *ret);
+bool local_job_by_worker(const LocalJob *j);
+bool local_job_same_worker(const LocalJob *a, const LocalJob *b);
+int local_job_send(LocalJob *j);
+int local_job_finish(LocalJob *j, LocalOutcome *ret);
+LocalJob *local_job_free(LocalJob *j);
+
 /* Closes the sockets of the per-credential workers (see mta-local(8)), reaps them and forgets the
  * cached account lookups; for the end of a connection. */
 void local_deliver_shutdown(void);

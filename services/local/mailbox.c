@@ -292,11 +292,7 @@ static bool lock_break(int dir_fd, const char *name, const char *lockname, const
         return true;
 }
 
-typedef struct DotLock {
-        int fd;
-        dev_t dev;
-        ino_t ino;
-} DotLock;
+typedef MailboxDotLock DotLock;
 
 static int dotlock_acquire(int dir_fd, const char *name, const char *lockname, const MailboxOptions *o,
                            DotLock *ret) {
@@ -379,91 +375,174 @@ void mailbox_write_error(MailboxOutcome *ret, int err, const char *what) {
                 mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "%s: %s", what, strerror(-err));
 }
 
-int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int queue_fd,
-                   uint64_t offset, uint64_t size, const MboxEnvelope *env, MailboxOutcome *ret) {
-        char lockname[NAME_MAX + 1];
-        DotLock dl = { .fd = -EBADF };
-        _cleanup_close_ int fd = -EBADF;
+int mailbox_group_open(MailboxGroup *g, int dir_fd, const char *name, const MailboxOptions *o,
+                       MailboxOutcome *ret) {
+        MailboxGroup n = { .dir_fd = dir_fd, .dl = { .fd = -EBADF }, .fd = -EBADF };
         const char *why = NULL;
-        uint64_t bytes = 0, written = 0;
         struct stat st;
         int r;
 
-        if (dir_fd < 0 || isempty(name) || strchr(name, '/') || !o || !env || !ret)
+        if (!g || dir_fd < 0 || isempty(name) || strchr(name, '/') || !o || !ret)
                 return -EINVAL;
-        if ((size_t) snprintf(lockname, sizeof lockname, "%s.lock", name) >= sizeof lockname)
+        if ((size_t) snprintf(n.name, sizeof n.name, "%s", name) >= sizeof n.name ||
+            (size_t) snprintf(n.lockname, sizeof n.lockname, "%s.lock", name) >= sizeof n.lockname)
                 return -ENAMETOOLONG;
+        n.o = *o;
 
         if (o->dotlock) {
-                r = dotlock_acquire(dir_fd, name, lockname, o, &dl);
+                r = dotlock_acquire(dir_fd, name, n.lockname, o, &n.dl);
                 if (r == -EWOULDBLOCK) {
                         mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s: lock file %s is held", name,
-                                lockname);
+                                n.lockname);
                         return 0;
                 }
                 if (r < 0) {
                         mailbox_outcome_set(ret, MAIL_TEMPFAIL, r == -ENOSPC || r == -EDQUOT ? "4.3.0" : "4.2.0",
-                                "cannot create lock file %s: %s", lockname, strerror(-r));
+                                "cannot create lock file %s: %s", n.lockname, strerror(-r));
                         return 0;
                 }
         }
 
-        fd = safe_open(dir_fd, name, o, true, &why);
-        if (fd < 0) {
+        n.fd = safe_open(dir_fd, name, o, true, &why);
+        if (n.fd < 0) {
                 if (why)
                         mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "refusing to deliver: %s %s", name, why);
                 else
-                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s: %s", name, strerror(-fd));
-                goto finish;
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s: %s", name, strerror(-n.fd));
+                goto fail;
         }
-        if (o->fcntl_lock && (r = fcntl_lock_wait(fd, o)) < 0) {
+        if (o->fcntl_lock && (r = fcntl_lock_wait(n.fd, o)) < 0) {
                 mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (fcntl): %s", name,
                         r == -EWOULDBLOCK ? "held by another process" : strerror(-r));
-                goto finish;
+                goto fail;
         }
-        if (o->flock_lock && (r = flock_wait(fd, o)) < 0) {
+        if (o->flock_lock && (r = flock_wait(n.fd, o)) < 0) {
                 mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot lock %s (flock): %s", name,
                         r == -EWOULDBLOCK ? "held by another process" : strerror(-r));
-                goto finish;
+                goto fail;
         }
-        if (fstat(fd, &st) < 0) {
+        if (fstat(n.fd, &st) < 0) {
                 mailbox_write_error(ret, negative_errno(), name);
-                goto finish;
+                goto fail;
         }
-        uint64_t old_size = (uint64_t) st.st_size;
+        n.start_size = n.size = (uint64_t) st.st_size;
+        *g = n;
+        return 1;
 
-        r = mbox_write_message(-1, queue_fd, offset, size, env, o->mbox_flags, &bytes);
+fail:
+        safe_close(n.fd);
+        dotlock_release(dir_fd, n.lockname, &n.dl);
+        return 0;
+}
+
+int mailbox_group_append(MailboxGroup *g, int queue_fd, uint64_t offset, uint64_t size, const MboxEnvelope *env,
+                         MailboxOutcome *ret) {
+        uint64_t bytes = 0, written = 0, before;
+        int r;
+
+        if (!g || g->fd < 0 || !env || !ret)
+                return -EINVAL;
+        if (g->broken) {
+                mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "%s: an earlier write could not be undone",
+                        g->name);
+                return 0;
+        }
+        before = g->size;
+
+        r = mbox_write_message(-1, queue_fd, offset, size, env, g->o.mbox_flags, &bytes);
         if (r < 0) {
                 mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.3.0", "cannot read queue file: %s", strerror(-r));
-                goto finish;
+                return 0;
         }
-        if (o->size_limit > 0 && (old_size > o->size_limit || bytes > o->size_limit - old_size)) {
+        /* Against the size with the group's earlier messages, which are as good as there. */
+        if (g->o.size_limit > 0 && (before > g->o.size_limit || bytes > g->o.size_limit - before)) {
                 mailbox_outcome_set(ret, MAIL_PERMFAIL, "5.2.2",
                         "mailbox full: %s would grow to %" PRIu64 " bytes, above mailbox_size_limit "
                         "%" PRIu64,
-                        name, old_size + bytes, o->size_limit);
-                goto finish;
+                        g->name, before + bytes, g->o.size_limit);
+                return 0;
         }
-        if (dl.fd >= 0 && (r = dotlock_journal(&dl, fd, old_size)) < 0) {
-                mailbox_write_error(ret, r, lockname);
-                goto finish;
+        /* The journal names the size before the group's first message: a delivery killed anywhere
+         * in the group is cut back to there, and none of the group was answered yet. */
+        if (g->dl.fd >= 0 && !g->journaled) {
+                r = dotlock_journal(&g->dl, g->fd, g->start_size);
+                if (r < 0) {
+                        mailbox_write_error(ret, r, g->lockname);
+                        return 0;
+                }
+                g->journaled = true;
         }
 
-        r = mbox_write_message(fd, queue_fd, offset, size, env, o->mbox_flags, &written);
+        g->dirty = true;
+        r = mbox_write_message(g->fd, queue_fd, offset, size, env, g->o.mbox_flags, &written);
         if (r >= 0 && written != bytes)
                 r = -EIO;    /* the queue file changed under us */
-        if (r >= 0 && fsync(fd) < 0)
+        if (r < 0) {
+                /* Never leave part of a message behind; the group's commit makes the cut durable. */
+                if (ftruncate(g->fd, (off_t) before) < 0)
+                        g->broken = true;
+                mailbox_write_error(ret, r, g->name);
+                return 0;
+        }
+        g->size = before + bytes;
+        g->n_appended++;
+        mailbox_outcome_set(ret, MAIL_OK, "2.0.0", "delivered to %s (%" PRIu64 " bytes)", g->name, bytes);
+        return 0;
+}
+
+int mailbox_group_commit(MailboxGroup *g) {
+        int r = 0;
+
+        if (!g || g->fd < 0)
+                return -EINVAL;
+        if (g->broken)
+                r = -EIO;
+        else if (g->dirty && fsync(g->fd) < 0)
                 r = negative_errno();
         if (r < 0) {
-                /* Never leave part of a message behind. */
-                if (ftruncate(fd, (off_t) old_size) == 0)
-                        (void) fsync(fd);
-                mailbox_write_error(ret, r, name);
-                goto finish;
+                /* None of the group may stay: it is answered as failed. */
+                if (ftruncate(g->fd, (off_t) g->start_size) == 0) {
+                        (void) fsync(g->fd);
+                        g->broken = false;
+                }
+                g->size = g->start_size;
         }
-        mailbox_outcome_set(ret, MAIL_OK, "2.0.0", "delivered to %s (%" PRIu64 " bytes)", name, bytes);
+        g->start_size = g->size;
+        g->dirty = false;
+        g->journaled = false;
+        g->n_appended = 0;
+        return r;
+}
 
-finish:
-        dotlock_release(dir_fd, lockname, &dl);
-        return 0;
+void mailbox_group_close(MailboxGroup *g) {
+        if (!g || g->fd < 0)
+                return;
+        /* Appended but never committed: nobody may be told it is delivered, so it goes. */
+        if (g->n_appended > 0 || g->dirty) {
+                if (ftruncate(g->fd, (off_t) g->start_size) == 0)
+                        (void) fsync(g->fd);
+        }
+        dotlock_release(g->dir_fd, g->lockname, &g->dl);
+        g->fd = safe_close(g->fd);
+}
+
+int mailbox_append(int dir_fd, const char *name, const MailboxOptions *o, int queue_fd,
+                   uint64_t offset, uint64_t size, const MboxEnvelope *env, MailboxOutcome *ret) {
+        MailboxGroup g;
+        int r;
+
+        if (!env || !ret)
+                return -EINVAL;
+        r = mailbox_group_open(&g, dir_fd, name, o, ret);
+        if (r <= 0)
+                return r;
+        r = mailbox_group_append(&g, queue_fd, offset, size, env, ret);
+        if (r >= 0) {
+                r = mailbox_group_commit(&g);
+                if (r < 0 && ret->status == MAIL_OK)
+                        mailbox_write_error(ret, r, name);
+                r = 0;
+        }
+        mailbox_group_close(&g);
+        return r;
 }

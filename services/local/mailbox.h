@@ -17,6 +17,7 @@
  * a MailStatus with an enhanced status code and a text for the reply.
  */
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -49,6 +50,48 @@ void mailbox_outcome_set(MailboxOutcome *ret, MailStatus st, const char *dsn, co
 /* The outcome of a failed write: a full quota or file is the mailbox being full (5.2.2, as
  * Postfix), a full file system is temporary. */
 void mailbox_write_error(MailboxOutcome *ret, int err, const char *what);
+
+/* A group commit: several messages appended to one mbox under one acquisition of its locks and
+ * made durable with one fsync. mailbox_group_open() takes the locks and opens the file (the safe
+ * open above); mailbox_group_append() writes one message, checked against mailbox_size_limit with
+ * the size the group has reached, and gives it its own outcome: a message that fails is cut back
+ * to its own start and hurts no other. Its "ok" holds only once mailbox_group_commit() succeeded;
+ * when that fails the file is cut back to its size before the group's first message and every
+ * message of the group has failed (temporarily). mailbox_group_close() releases the locks; what
+ * was appended since the last commit is cut off first. The dot-lock journal names the size before
+ * the group's first message, so a group killed halfway is cut back as a whole by the next delivery.
+ *
+ * mailbox_group_open() returns 1 when the mailbox is locked and open, 0 with the failure in *ret,
+ * negative errno for bad arguments; mailbox_group_append() returns 0 with the outcome in *ret
+ * (also for a failed message), negative for bad arguments; mailbox_group_commit() 0 or a negative
+ * errno from fsync(2) (-EIO when an earlier failed write could not be cut off). */
+typedef struct MailboxDotLock {
+        int fd;
+        dev_t dev;
+        ino_t ino;
+} MailboxDotLock;
+
+typedef struct MailboxGroup {
+        int dir_fd;                    /* borrowed */
+        int fd;
+        char name[NAME_MAX + 1];
+        char lockname[NAME_MAX + 1];
+        MailboxOptions o;
+        MailboxDotLock dl;
+        uint64_t start_size;           /* before the first message since the last commit */
+        uint64_t size;                 /* with everything appended */
+        unsigned n_appended;           /* since the last commit */
+        bool journaled;                /* the dot-lock names start_size */
+        bool dirty;                    /* written or cut since the last commit */
+        bool broken;                   /* a failed message could not be cut off */
+} MailboxGroup;
+
+int mailbox_group_open(MailboxGroup *g, int dir_fd, const char *name, const MailboxOptions *o,
+                       MailboxOutcome *ret);
+int mailbox_group_append(MailboxGroup *g, int queue_fd, uint64_t offset, uint64_t size, const MboxEnvelope *env,
+                         MailboxOutcome *ret);
+int mailbox_group_commit(MailboxGroup *g);
+void mailbox_group_close(MailboxGroup *g);
 
 /* Appends the message (content at queue_fd, offset, size) to dir_fd/name. Returns 0 with the
  * outcome in *ret (also for failed deliveries), negative only for bad arguments. */

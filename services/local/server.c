@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,21 +125,94 @@ static int send_reply(int fd, const LocalOutcome *o) {
         return 0;
 }
 
+/* Pipelining: while the runner has the next request ready, a request for a worker is sent on
+ * without waiting for its reply, so the worker sees several at once and can commit them together
+ * (mta-local(8)). The replies are collected in request order before anything else is done. */
+#define PIPELINE_MAX 32
+
+typedef struct Outstanding {
+        char *raw;                    /* the request datagram; req points into it */
+        LocalRequest req;
+        LocalJob *job;
+} Outstanding;
+
+typedef struct Pipeline {
+        Outstanding q[PIPELINE_MAX];
+        size_t n;
+} Pipeline;
+
+static bool readable_now(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r;
+
+        do
+                r = poll(&p, 1, 0);
+        while (r < 0 && errno == EINTR);
+        return r > 0;
+}
+
+static void failed_outcome(LocalOutcome *o, int r) {
+        *o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.0" };
+        snprintf(o->text, sizeof o->text, "local delivery failed: %s", strerror(-r));
+}
+
+/* Reads the outstanding replies in order and relays them. Every one is collected even when the
+ * runner is gone; the first failure to send is returned. */
+static int pipeline_flush(Pipeline *p, int fd) {
+        int ret = 0, r;
+
+        for (size_t i = 0; i < p->n; i++) {
+                Outstanding *e = &p->q[i];
+                LocalOutcome o = {};
+
+                r = local_job_finish(e->job, &o);
+                if (r < 0)
+                        failed_outcome(&o, r);
+                log_outcome(&e->req, &o, e->req.size);
+                if (ret == 0 && (r = send_reply(fd, &o)) < 0)
+                        ret = r;
+                local_outcome_done(&o);
+                e->job = local_job_free(e->job);
+                free(e->raw);
+                e->raw = NULL;
+        }
+        p->n = 0;
+        if (ret < 0)
+                return log_error_errno(ret, "Failed to send a reply: %m");
+        return 0;
+}
+
 static int serve(int fd, const LocalSettings *s, char *buf) {
+        Pipeline p = {};
+
         for (;;) {
                 _cleanup_close_ int queue_fd = -EBADF;
+                _cleanup_free_ char *raw = NULL;
+                LocalJob *job = NULL;
                 LocalOutcome o = {};
                 LocalRequest req = {};
+                bool decoded = false;
                 size_t len = 0;
                 int r;
 
                 r = local_server_receive(fd, buf, LOCAL_PROTO_MAX + 1, &len, &queue_fd);
-                if (r == 0)
-                        return 0;
-                if (r < 0)
-                        return log_error_errno(r, "Failed to receive a request: %m");
+                if (r <= 0) {
+                        int k = pipeline_flush(&p, fd);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to receive a request: %m");
+                        return k;
+                }
 
-                if (len > LOCAL_PROTO_MAX || local_request_decode(buf, len, &req) < 0) {
+                /* A copy to decode: the request may have to wait for its reply in the pipeline. */
+                if (len <= LOCAL_PROTO_MAX) {
+                        raw = malloc(len + 1);
+                        if (!raw) {
+                                (void) pipeline_flush(&p, fd);
+                                return log_oom();
+                        }
+                        memcpy(raw, buf, len);
+                }
+                if (len > LOCAL_PROTO_MAX || local_request_decode(raw, len, &req) < 0) {
                         log_error("Malformed request from the queue runner.");
                         o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.5",
                                              .text = "malformed request" };
@@ -147,13 +221,43 @@ static int serve(int fd, const LocalSettings *s, char *buf) {
                         o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.5",
                                              .text = "request without a queue file" };
                 } else {
-                        r = local_deliver(s, &req, queue_fd, &o);
-                        if (r < 0) {
-                                o = (LocalOutcome) { .status = MAIL_TEMPFAIL, .dsn = "4.3.0" };
-                                snprintf(o.text, sizeof o.text, "local delivery failed: %s", strerror(-r));
-                        }
-                        log_outcome(&req, &o, req.size);
+                        decoded = true;
+                        r = local_job_prepare(s, &req, queue_fd, &job, &o);
+                        if (r < 0)
+                                failed_outcome(&o, r);
                 }
+
+                if (job && local_job_by_worker(job)) {
+                        if (p.n > 0 && !local_job_same_worker(p.q[p.n - 1].job, job) &&
+                            pipeline_flush(&p, fd) < 0) {
+                                local_job_free(job);
+                                return -EPIPE;
+                        }
+                        r = local_job_send(job);
+                        if (r >= 0) {
+                                p.q[p.n++] = (Outstanding) { .raw = TAKE_PTR(raw), .req = req, .job = job };
+                                /* Wait for the replies only when the runner has nothing more for now. */
+                                if ((p.n == PIPELINE_MAX || !readable_now(fd)) && pipeline_flush(&p, fd) < 0)
+                                        return -EPIPE;
+                                continue;
+                        }
+                        failed_outcome(&o, r);
+                        job = local_job_free(job);
+                }
+
+                /* Anything else waits until the replies before it are out. */
+                if (pipeline_flush(&p, fd) < 0) {
+                        local_job_free(job);
+                        return -EPIPE;
+                }
+                if (job) {
+                        r = local_job_finish(job, &o);
+                        if (r < 0)
+                                failed_outcome(&o, r);
+                        job = local_job_free(job);
+                }
+                if (decoded)
+                        log_outcome(&req, &o, req.size);
                 r = send_reply(fd, &o);
                 local_outcome_done(&o);
                 if (r < 0)

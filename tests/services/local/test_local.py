@@ -16,9 +16,11 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import unittest
 
@@ -898,6 +900,244 @@ class LocalTest(unittest.TestCase):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(fwd)
+
+    # ---- pipelining and group commit ----
+
+    def wait_taken(self, a, timeout=30):
+        """Until mta-local has read every request sent to it, and a moment for it to pass them on."""
+        deadline = time.monotonic() + timeout
+        while struct.unpack("i", fcntl.ioctl(a.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0] > 0:
+            self.assertLess(time.monotonic(), deadline, "mta-local does not read its requests")
+            time.sleep(0.01)
+        time.sleep(0.3)
+
+    def send_batch(self, a, items):
+        """Sends (user, content, kwargs) requests back to back, as the pipelining runner does: the
+        queue files are written first, so that nothing delays one request after another."""
+        reqs = []
+        for user, content, kw in items:
+            kw = dict(kw)
+            kind = kw.pop("kind", "mailbox")
+            reqs.append((kind, user, kw.pop("recipient", user + "@example.test"), self.queue(content), kw))
+        for kind, user, recipient, q, kw in reqs:
+            a.send(kind, user, recipient, *q, **kw)
+
+    def stopped_batch(self, a, worker, items):
+        """The whole batch reaches the worker while it is stopped, so that it finds all of it
+        waiting: mta-local is stopped too until every request is in its socket, so it sees them all
+        at once and passes them on without waiting for a reply."""
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            os.kill(a.proc.pid, signal.SIGSTOP)
+            try:
+                self.send_batch(a, items)
+            finally:
+                os.kill(a.proc.pid, signal.SIGCONT)
+            self.wait_taken(a)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+
+    def start_strace(self, pid, out):
+        p = subprocess.Popen(["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", out,
+                              "-p", str(pid)], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            with open("/proc/%d/status" % pid) as f:
+                tracer = [l for l in f if l.startswith("TracerPid:")][0].split()[1]
+            if tracer != "0":
+                return p
+            self.assertLess(time.monotonic(), deadline, "strace did not attach")
+            time.sleep(0.01)
+
+    def count_fsyncs(self, out, path):
+        with open(out) as f:
+            return len(re.findall(r"f(?:data)?sync\(\d+<%s>\) = 0" % re.escape(path), f.read()))
+
+    @unittest.skipUnless(shutil.which("strace"), "needs strace")
+    def test_pipeline_group_commit(self):
+        """20 requests for one mailbox sent back to back: 20 replies in order, 20 intact messages in
+        order, and one fsync of the mailbox for all of them."""
+        first = "Subject: m0\n\nx\n"
+        contents = ["Subject: m%d\n\nbody %d\nFrom the middle\n%s" % (i, i, "z" * (i * 997)) for i in range(1, 21)]
+        more = ["Subject: n%d\n\nx\n" % i for i in range(20)]
+        trace = self.inst.path("strace.out")
+        a = self.agent()
+        tracer = self.start_strace(a.proc.pid, trace)
+        try:
+            self.ok(self.deliver(a, ALICE, first))
+            # The worker finds all 20 waiting: one group.
+            self.stopped_batch(a, self.children(a)[0], [(ALICE, c, {}) for c in contents])
+            for i in range(20):
+                r = a.reply()
+                self.ok(r)
+                self.assertIn("mailbox " + self.mbox(ALICE), r["r"])
+            self.assertFalse(os.path.exists(self.mbox(ALICE) + ".lock"))
+            self.assertEqual(a.close(), 0)
+        finally:
+            tracer.wait(30)
+        # One for the first message, one for the group.
+        self.assertEqual(self.count_fsyncs(trace, self.mbox(ALICE)), 2, open(trace).read())
+        # Unstopped, as the runner sends: the worker takes what is already waiting.
+        a = self.agent()
+        tracer = self.start_strace(a.proc.pid, trace)
+        try:
+            self.send_batch(a, [(ALICE, c, {}) for c in more])
+            for i in range(20):
+                self.ok(a.reply())
+            self.assertEqual(a.close(), 0)
+        finally:
+            tracer.wait(30)
+        n = self.count_fsyncs(trace, self.mbox(ALICE))
+        print("%d fsyncs of the mailbox for 20 pipelined deliveries" % n, file=sys.stderr)
+        self.assertGreaterEqual(n, 1)
+        self.assertLess(n, 20, "no group commit at all")
+        self.assert_mbox(self.mbox(ALICE), [mbox_entry("sender@example.test", ALICE + "@example.test", c)
+                                            for c in [first] + contents + more])
+        box = mailbox.mbox(self.mbox(ALICE), create=False)
+        self.assertEqual([m["Subject"] for m in box], ["m%d" % i for i in range(21)] + ["n%d" % i for i in range(20)])
+        box.close()
+
+    def test_pipeline_size_limit_in_group(self):
+        """mailbox_size_limit per message within a group, against the size the group has reached: a
+        message that does not fit permfails 5.2.2 in its place, the others are delivered."""
+        small = "Subject: s%d\n\nx\n"
+        e = len(mbox_entry("sender@example.test", ALICE + "@example.test", small % 1)) + 20
+        self.config("mailbox_size_limit = %d\n" % (4 * e + e // 2))
+        a = self.agent()
+        self.ok(self.deliver(a, ALICE, small % 0))
+        big = "Subject: big\n\n" + "b" * (10 * e) + "\n"
+        batch = [small % 1, small % 2, big, small % 3, small % 4, small % 5]
+        self.stopped_batch(a, self.children(a)[0], [(ALICE, c, {}) for c in batch])
+        got = [a.reply() for _ in batch]
+        want = ["ok", "ok", "permfail", "ok", "permfail", "permfail"]
+        self.assertEqual([r["s"] for r in got], want, got)
+        for r, w in zip(got, want):
+            if w == "permfail":
+                self.assertEqual(r["d"], "5.2.2", r)
+                self.assertIn("mailbox full", r["r"])
+        self.assertEqual(os.path.getsize(self.mbox(ALICE)), 4 * e)
+        box = mailbox.mbox(self.mbox(ALICE), create=False)
+        self.assertEqual([m["Subject"] for m in box], ["s0", "s1", "s2", "s3"])
+        box.close()
+        self.assertEqual(a.close(), 0)
+
+    def test_pipeline_alternating_users(self):
+        """Requests for two users' mailboxes alternating, back to back: each reply in its place."""
+        a = self.agent()
+        items = [((ALICE, BOB)[i % 2], "Subject: x%d\n\nx\n" % i, {}) for i in range(16)]
+        self.send_batch(a, items)
+        for user, content, _ in items:
+            r = a.reply()
+            self.ok(r)
+            self.assertTrue(r["r"].endswith("/" + user), r)
+        for user, first in ((ALICE, 0), (BOB, 1)):
+            box = mailbox.mbox(self.mbox(user), create=False)
+            self.assertEqual([m["Subject"] for m in box], ["x%d" % i for i in range(first, 16, 2)])
+            box.close()
+        self.assertEqual(a.close(), 0)
+
+    def test_pipeline_mixed_batch(self):
+        """A batch with malformed requests, failed checks, a command, a file and a ~/.forward among
+        mailbox deliveries: every reply in its request's place, the mailbox messages in order."""
+        pw = self.users[ALICE]
+        os.makedirs(pw.pw_dir, exist_ok=True)
+        fwd = os.path.join(pw.pw_dir, ".forward")
+        d = self.user_dir(ALICE)
+        a = self.agent()
+        try:
+            with open(fwd, "w") as f:
+                f.write("bob\n")
+            os.chown(fwd, pw.pw_uid, pw.pw_gid)
+            os.chmod(fwd, 0o644)
+            nf = {"flags": "noforward"}
+            self.ok(self.deliver(a, ALICE, "Subject: a0\n\nx\n", **nf))
+            # A forward in the middle of a group is answered in its place.
+            self.stopped_batch(a, self.children(a)[0], [(ALICE, "Subject: a1\n\nx\n", nf),
+                                                        (ALICE, "Subject: fwd\n\nx\n", {}),
+                                                        (ALICE, "Subject: a2\n\nx\n", nf)])
+            got = [a.reply() for _ in range(3)]
+            self.assertEqual([r["s"] for r in got], ["ok", "forward", "ok"], got)
+            self.assertEqual(got[1]["f"], "bob\n")
+            items = [
+                (ALICE, "Subject: a3\n\nx\n", nf),
+                (ALICE, "", {"raw": b"garbage"}),
+                (ALICE, "Subject: fwd\n\nx\n", {}),
+                (ALICE, "Subject: a4\n\nx\n", nf),
+                (ALICE, "Subject: nofd\n\nx\n", dict(nf, fd=False)),
+                (ALICE, "Subject: a5\n\nx\n", nf),
+                ("nosuchuser-mtatest", "Subject: u\n\nx\n", {}),
+                (ALICE, "Subject: a6\n\nx\n", nf),
+                (ALICE, "Subject: c\n\nx\n", {"kind": "command", "target": "cat >/dev/null"}),
+                (ALICE, "Subject: a7\n\nx\n", nf),
+                (ALICE, "Subject: f\n\nx\n", {"kind": "file", "target": os.path.join(d, "archive")}),
+                (ALICE, "Subject: a8\n\nx\n", nf),
+            ]
+            self.send_batch(a, items)
+            got = [a.reply() for _ in items]
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(fwd)
+        want = [("ok", "2.0.0"), ("tempfail", "4.3.5"), ("forward", "2.0.0"), ("ok", "2.0.0"), ("tempfail", "4.3.5"),
+                ("ok", "2.0.0"), ("permfail", "5.1.1"), ("ok", "2.0.0"), ("ok", "2.0.0"), ("ok", "2.0.0"),
+                ("ok", "2.0.0"), ("ok", "2.0.0")]
+        self.assertEqual([(r["s"], r["d"]) for r in got], want, got)
+        self.assertEqual(got[1]["r"], "malformed request")
+        self.assertEqual(got[2]["f"], "bob\n")
+        self.assertEqual(got[4]["r"], "request without a queue file")
+        self.assertIn("command", got[8]["r"])
+        self.assertIn("file", got[10]["r"])
+        box = mailbox.mbox(self.mbox(ALICE), create=False)
+        self.assertEqual([m["Subject"] for m in box], ["a%d" % i for i in range(9)])
+        box.close()
+        self.assertEqual(a.close(), 0)
+
+    def test_pipeline_worker_killed_mid_group(self):
+        """The worker killed in the middle of a group: every outstanding request gets the tempfail of
+        a dead worker, none of the group stays after the next delivery, and everything answered
+        "ok" before is still there."""
+        self.config("mailbox_size_limit = 0\n")
+        a = self.agent()
+        before = ["Subject: b%d\n\nx\n" % i for i in range(3)]
+        self.send_batch(a, [(ALICE, c, {}) for c in before])
+        for _ in before:
+            self.ok(a.reply())
+        good = self.read(ALICE)
+        small = ["Subject: s%d\n\nx\n" % i for i in range(3)]
+        big = "Subject: huge\n\n" + ("y" * 1000 + "\n") * 10000
+        big_len = len(mbox_entry("sender@example.test", ALICE + "@example.test", big)) + 20
+        small_len = sum(len(mbox_entry("sender@example.test", ALICE + "@example.test", c)) + 20 for c in small)
+        batch = [(ALICE, c, {}) for c in small + [big] * 4]
+        caught = False
+        for attempt in range(8):
+            worker = self.children(a)[0]
+            self.stopped_batch(a, worker, batch)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if os.path.getsize(self.mbox(ALICE)) > len(good) + small_len + big_len + 4096:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker, signal.SIGKILL)
+                    break
+            got = [a.reply() for _ in batch]
+            if all(r["s"] == "tempfail" for r in got):
+                for r in got:
+                    self.assertEqual(r["d"], "4.3.0", r)
+                    self.assertIn("killed by signal 9", r["r"], r)
+                self.assertGreater(os.path.getsize(self.mbox(ALICE)), len(good) + small_len)
+                caught = True
+                break
+            # Too late: the group was complete and answered; start over from the good state.
+            self.assertEqual([r["s"] for r in got], ["ok"] * len(batch), got)
+            with open(self.mbox(ALICE), "r+b") as f:
+                f.truncate(len(good))
+        self.assertTrue(caught, "never caught the worker in the middle of a group")
+        self.assertTrue(os.path.exists(self.mbox(ALICE) + ".lock"), "the killed group's lock is gone")
+        # The next delivery cuts back the whole group, whose messages were never answered "ok".
+        self.ok(self.deliver(a, ALICE, "Subject: after\n\nz\n"))
+        data = self.read(ALICE)
+        self.assertTrue(data.startswith(good))
+        self.assertEqual(normalise(data[len(good):]),
+                         mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
+        self.assertEqual(a.close(), 0)
 
     # ---- home_mailbox ----
 
