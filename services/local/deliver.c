@@ -543,8 +543,8 @@ static int mailbox_prepare(const LocalSettings *s, const RunAs *u, const LocalRe
 
 /* mailbox_command, or a home_mailbox Maildir ("Maildir/", relative to the home directory, which is
  * opened as the user). */
-static void deliver_mailbox_other(const LocalSettings *s, const RunAs *u, const LocalRequest *req, int queue_fd,
-                                  LocalOutcome *ret) {
+static void deliver_mailbox_other(const LocalSettings *s, const RunAs *u, const LocalRequest *req,
+                                  int queue_fd, LocalOutcome *ret) {
         _cleanup_close_ int home_fd = -EBADF;
         MailboxOutcome mo = {};
         int r;
@@ -1227,7 +1227,8 @@ static int worker_mailbox_group(const LocalSettings *s, const RunAs *u, int sock
                 return r < 0 ? r : GROUP_NONE;
         }
         for (;;) {
-                MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient, .date = time(NULL) };
+                MboxEnvelope env = { .sender = req->sender, .recipient = req->recipient,
+                                     .date = time(NULL) };
 
                 r = mailbox_group_append(&g, *queue_fd, req->offset, req->size, &env, &mo);
                 *queue_fd = safe_close(*queue_fd);
@@ -1267,7 +1268,8 @@ commit:
                 log_warning("Failed to write %s to disk: %s", t->label, strerror(-r));
                 for (size_t i = 0; i < n; i++)
                         if (written[i])
-                                set_outcome(&res[i], MAIL_TEMPFAIL, r == -ENOSPC || r == -EDQUOT ? "4.3.0" : "4.2.0",
+                                set_outcome(&res[i], MAIL_TEMPFAIL,
+                                            r == -ENOSPC || r == -EDQUOT ? "4.3.0" : "4.2.0",
                                             "cannot write %s to disk: %s", t->label, strerror(-r));
         }
         mailbox_group_close(&g);
@@ -1589,10 +1591,12 @@ int local_job_prepare(const LocalSettings *s, const LocalRequest *req, int queue
                 .s = s,
                 .req = req,
                 .queue_fd = queue_fd,
-                .kind = streq(req->kind, "mailbox") ? "mailbox" : streq(req->kind, "file") ? "file" : "command",
+                .kind = streq(req->kind, "mailbox") ? "mailbox" :
+                        streq(req->kind, "file") ? "file" : "command",
                 .u = u,
                 .switch_user = switch_user,
-                .by_worker = !streq(req->kind, "command") && !(streq(req->kind, "mailbox") && s->mailbox_command),
+                .by_worker = !streq(req->kind, "command") &&
+                             !(streq(req->kind, "mailbox") && s->mailbox_command),
         };
         u = (RunAs) {};
         *ret_job = j;

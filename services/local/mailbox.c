@@ -408,7 +408,8 @@ int mailbox_group_open(MailboxGroup *g, int dir_fd, const char *name, const Mail
                 if (why)
                         mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "refusing to deliver: %s %s", name, why);
                 else
-                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s: %s", name, strerror(-n.fd));
+                        mailbox_outcome_set(ret, MAIL_TEMPFAIL, "4.2.0", "cannot open %s: %s", name,
+                                strerror(-n.fd));
                 goto fail;
         }
         if (o->fcntl_lock && (r = fcntl_lock_wait(n.fd, o)) < 0) {
@@ -435,8 +436,8 @@ fail:
         return 0;
 }
 
-int mailbox_group_append(MailboxGroup *g, int queue_fd, uint64_t offset, uint64_t size, const MboxEnvelope *env,
-                         MailboxOutcome *ret) {
+int mailbox_group_append(MailboxGroup *g, int queue_fd, uint64_t offset, uint64_t size,
+                         const MboxEnvelope *env, MailboxOutcome *ret) {
         uint64_t bytes = 0, written = 0, before;
         int r;
 

@@ -88,8 +88,8 @@ typedef struct MailboxGroup {
 
 int mailbox_group_open(MailboxGroup *g, int dir_fd, const char *name, const MailboxOptions *o,
                        MailboxOutcome *ret);
-int mailbox_group_append(MailboxGroup *g, int queue_fd, uint64_t offset, uint64_t size, const MboxEnvelope *env,
-                         MailboxOutcome *ret);
+int mailbox_group_append(MailboxGroup *g, int queue_fd, uint64_t offset, uint64_t size,
+                         const MboxEnvelope *env, MailboxOutcome *ret);
 int mailbox_group_commit(MailboxGroup *g);
 void mailbox_group_close(MailboxGroup *g);
 

@@ -958,7 +958,8 @@ class LocalTest(unittest.TestCase):
         """20 requests for one mailbox sent back to back: 20 replies in order, 20 intact messages in
         order, and one fsync of the mailbox for all of them."""
         first = "Subject: m0\n\nx\n"
-        contents = ["Subject: m%d\n\nbody %d\nFrom the middle\n%s" % (i, i, "z" * (i * 997)) for i in range(1, 21)]
+        contents = ["Subject: m%d\n\nbody %d\nFrom the middle\n%s" % (i, i, "z" * (i * 997))
+                    for i in range(1, 21)]
         more = ["Subject: n%d\n\nx\n" % i for i in range(20)]
         trace = self.inst.path("strace.out")
         a = self.agent()
@@ -994,7 +995,8 @@ class LocalTest(unittest.TestCase):
         self.assert_mbox(self.mbox(ALICE), [mbox_entry("sender@example.test", ALICE + "@example.test", c)
                                             for c in [first] + contents + more])
         box = mailbox.mbox(self.mbox(ALICE), create=False)
-        self.assertEqual([m["Subject"] for m in box], ["m%d" % i for i in range(21)] + ["n%d" % i for i in range(20)])
+        self.assertEqual([m["Subject"] for m in box],
+                         ["m%d" % i for i in range(21)] + ["n%d" % i for i in range(20)])
         box.close()
 
     def test_pipeline_size_limit_in_group(self):
@@ -1077,9 +1079,9 @@ class LocalTest(unittest.TestCase):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(fwd)
-        want = [("ok", "2.0.0"), ("tempfail", "4.3.5"), ("forward", "2.0.0"), ("ok", "2.0.0"), ("tempfail", "4.3.5"),
-                ("ok", "2.0.0"), ("permfail", "5.1.1"), ("ok", "2.0.0"), ("ok", "2.0.0"), ("ok", "2.0.0"),
-                ("ok", "2.0.0"), ("ok", "2.0.0")]
+        want = [("ok", "2.0.0"), ("tempfail", "4.3.5"), ("forward", "2.0.0"), ("ok", "2.0.0"),
+                ("tempfail", "4.3.5"), ("ok", "2.0.0"), ("permfail", "5.1.1"), ("ok", "2.0.0"), ("ok", "2.0.0"),
+                ("ok", "2.0.0"), ("ok", "2.0.0"), ("ok", "2.0.0")]
         self.assertEqual([(r["s"], r["d"]) for r in got], want, got)
         self.assertEqual(got[1]["r"], "malformed request")
         self.assertEqual(got[2]["f"], "bob\n")
@@ -1105,7 +1107,8 @@ class LocalTest(unittest.TestCase):
         small = ["Subject: s%d\n\nx\n" % i for i in range(3)]
         big = "Subject: huge\n\n" + ("y" * 1000 + "\n") * 10000
         big_len = len(mbox_entry("sender@example.test", ALICE + "@example.test", big)) + 20
-        small_len = sum(len(mbox_entry("sender@example.test", ALICE + "@example.test", c)) + 20 for c in small)
+        small_len = sum(len(mbox_entry("sender@example.test", ALICE + "@example.test", c)) + 20
+                        for c in small)
         batch = [(ALICE, c, {}) for c in small + [big] * 4]
         caught = False
         for attempt in range(8):
