@@ -128,7 +128,9 @@ static int send_reply(int fd, const LocalOutcome *o) {
 /* Pipelining: while the runner has the next request ready, a request for a worker is sent on
  * without waiting for its reply, so the worker sees several at once and can commit them together
  * (mta-local(8)). The replies are collected in request order before anything else is done. */
-#define PIPELINE_MAX 32
+/* Never more outstanding than a unix datagram socket is sure to queue (net.unix.max_dgram_qlen is
+ * 10 by default): more, and we could block sending to a worker that blocks sending us replies. */
+#define PIPELINE_MAX 8
 
 typedef struct Outstanding {
         char *raw;                    /* the request datagram; req points into it */
