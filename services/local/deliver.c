@@ -1182,16 +1182,6 @@ static int worker_reply(int sock, LocalOutcome *o, char *out) {
         return 0;
 }
 
-static bool readable_now(int fd) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int r;
-
-        do
-                r = poll(&p, 1, 0);
-        while (r < 0 && errno == EINTR);
-        return r > 0;
-}
-
 #define GROUP_MAX 32
 #define GROUP_NONE 2      /* worker_mailbox_group() took every request it received */
 
@@ -1239,7 +1229,7 @@ static int worker_mailbox_group(const LocalSettings *s, const RunAs *u, int sock
                 for (;;) {
                         MboxTarget next = { .dir_fd = -EBADF };
 
-                        if (n == GROUP_MAX || !readable_now(sock))
+                        if (n == GROUP_MAX || !local_server_readable_now(sock))
                                 goto commit;
                         left = worker_receive(sock, "mailbox", buf, req, queue_fd);
                         if (left != 1)

@@ -143,7 +143,7 @@ typedef struct Pipeline {
         size_t n;
 } Pipeline;
 
-static bool readable_now(int fd) {
+bool local_server_readable_now(int fd) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int r;
 
@@ -239,7 +239,7 @@ static int serve(int fd, const LocalSettings *s, char *buf) {
                         if (r >= 0) {
                                 p.q[p.n++] = (Outstanding) { .raw = TAKE_PTR(raw), .req = req, .job = job };
                                 /* Wait for the replies only when the runner has nothing more for now. */
-                                if ((p.n == PIPELINE_MAX || !readable_now(fd)) && pipeline_flush(&p, fd) < 0)
+                                if ((p.n == PIPELINE_MAX || !local_server_readable_now(fd)) && pipeline_flush(&p, fd) < 0)
                                         return -EPIPE;
                                 continue;
                         }

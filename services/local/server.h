@@ -11,6 +11,7 @@
  * closed, a negative errno when the socket failed.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -22,3 +23,6 @@ int local_server_run(int fd, const LocalSettings *s);
  * negative errno on error. A datagram that does not fit (*ret_len is then SIZE_MAX), or that brings
  * more than one fd, comes back with *ret_fd = -EBADF, to be answered as malformed. */
 int local_server_receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_fd);
+/* Whether a datagram is already waiting on fd (poll with no timeout): pipelining and group commit
+ * take the next request only when it is there, never waiting for it. */
+bool local_server_readable_now(int fd);
