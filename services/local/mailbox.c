@@ -294,44 +294,77 @@ static bool lock_break(int dir_fd, const char *name, const char *lockname, const
 
 typedef MailboxDotLock DotLock;
 
+/* Makes a file holding our pid under a name of our own, to be linked to the lock's name: the lock
+ * then never exists without the line that lets the next delivery see that its holder died. (A lock
+ * created empty and killed before its write waited stale_lock_time, 500 s, before anyone broke it.)
+ * The leading dot keeps the name apart from any mailbox, which is a user name. */
+static int dotlock_prepare(int dir_fd, const char *lockname, char *tmpname, size_t tmpname_size,
+                           int *ret_fd, struct stat *ret_st) {
+        char text[64];
+        int n = snprintf(text, sizeof text, "%d\nmta-local\n", (int) getpid());
+
+        if ((size_t) snprintf(tmpname, tmpname_size, ".%s.%d", lockname, (int) getpid()) >= tmpname_size)
+                return -ENAMETOOLONG;
+        for (unsigned attempt = 0;; attempt++) {
+                _cleanup_close_ int fd = openat(dir_fd, tmpname,
+                                                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0644);
+                if (fd < 0) {
+                        /* Left by a process that had our pid and died before it removed it. */
+                        if (errno == EEXIST && attempt == 0 && unlinkat(dir_fd, tmpname, 0) == 0)
+                                continue;
+                        return negative_errno();
+                }
+                if (write(fd, text, (size_t) n) != n || fstat(fd, ret_st) < 0) {
+                        int r = errno > 0 ? -errno : -EIO;
+                        (void) unlinkat(dir_fd, tmpname, 0);
+                        return r;
+                }
+                *ret_fd = TAKE_FD(fd);
+                return 0;
+        }
+}
+
 static int dotlock_acquire(int dir_fd, const char *name, const char *lockname, const MailboxOptions *o,
                            DotLock *ret) {
+        char tmpname[NAME_MAX + 1];
+        _cleanup_close_ int fd = -EBADF;
         unsigned breaks = 0;
+        struct stat st;
         Backoff b;
+        int r;
 
+        r = dotlock_prepare(dir_fd, lockname, tmpname, sizeof tmpname, &fd, &st);
+        if (r < 0)
+                return r;
         backoff_init(&b, o);
         for (;;) {
-                _cleanup_close_ int fd = openat(dir_fd, lockname,
-                                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY |
-                                                O_CLOEXEC, 0644);
-                if (fd >= 0) {
-                        char text[64];
-                        struct stat st;
-                        int n = snprintf(text, sizeof text, "%d\nmta-local\n", (int) getpid());
-                        if (write(fd, text, (size_t) n) != n || fstat(fd, &st) < 0) {
-                                int r = negative_errno();
-                                (void) unlinkat(dir_fd, lockname, 0);
-                                return r;
-                        }
+                if (linkat(dir_fd, tmpname, dir_fd, lockname, 0) == 0) {
+                        (void) unlinkat(dir_fd, tmpname, 0);
                         *ret = (DotLock) { .fd = TAKE_FD(fd), .dev = st.st_dev, .ino = st.st_ino };
                         return 0;
                 }
-                if (errno != EEXIST)
-                        return negative_errno();
+                if (errno != EEXIST) {
+                        r = negative_errno();
+                        break;
+                }
 
                 LockInfo li;
-                int r = lock_read(dir_fd, lockname, &li);
+                r = lock_read(dir_fd, lockname, &li);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)
-                        return r;
+                        break;
                 if (lock_stale(&li, o) && breaks < 16 && lock_break(dir_fd, name, lockname, &li, o)) {
                         breaks++;
                         continue;
                 }
-                if (!backoff_wait(&b))
-                        return -EWOULDBLOCK;
+                if (!backoff_wait(&b)) {
+                        r = -EWOULDBLOCK;
+                        break;
+                }
         }
+        (void) unlinkat(dir_fd, tmpname, 0);
+        return r;
 }
 
 /* Records the mailbox size before the write, for the recovery in lock_break(). */

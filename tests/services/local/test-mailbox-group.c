@@ -3,6 +3,7 @@
  * outcome, the journal naming the size before the group, nothing uncommitted left behind. */
 #undef NDEBUG
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -124,6 +125,26 @@ int main(void) {
         assert(file_size(dfd, "box") == committed);
         assert(faccessat(dfd, "box.lock", F_OK, 0) < 0);
 
+        /* The lock names its holder from the moment it exists (it is linked into place with its
+         * content), and the file it was made as is gone; one left by a dead process that had our
+         * pid is taken over. */
+        {
+                char tmpname[64];
+                snprintf(tmpname, sizeof tmpname, ".box.lock.%d", (int) getpid());
+                int t = openat(dfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                assert(t >= 0);
+                close(t);
+                assert(mailbox_group_open(&g, dfd, "box", &o, &mo) == 1);
+                char *lock = read_all(dfd, "box.lock"), want[64];
+                snprintf(want, sizeof want, "%d\nmta-local", (int) getpid());
+                assert(strncmp(lock, want, strlen(want)) == 0);
+                free(lock);
+                assert(faccessat(dfd, tmpname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+                mailbox_group_close(&g);
+                assert(faccessat(dfd, "box.lock", F_OK, 0) < 0);
+                assert(file_size(dfd, "box") == committed);
+        }
+
         /* A lock held elsewhere: the open fails with a tempfail, nothing is written. */
         int lfd = openat(dfd, "box.lock", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         assert(lfd >= 0);
@@ -134,6 +155,12 @@ int main(void) {
         assert(mailbox_group_open(&g, dfd, "box", &o, &mo) == 0);
         assert(mo.status == MAIL_TEMPFAIL && streq(mo.dsn, "4.2.0"));
         assert(file_size(dfd, "box") == committed);
+        {
+                /* Waiting for it left nothing behind. */
+                char tmpname[64];
+                snprintf(tmpname, sizeof tmpname, ".box.lock.%d", (int) getpid());
+                assert(faccessat(dfd, tmpname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        }
 
         assert(unlinkat(dfd, "box.lock", 0) == 0);
         assert(unlinkat(dfd, "box", 0) == 0);
