@@ -433,8 +433,15 @@ int queue_writer_sync(QueueWriter *w) {
 static int writer_rename(QueueWriter *w) {
         if (w->linked)
                 return 0;
-        if (rename(w->path, w->new_path) < 0)
-                return negative_errno();
+        /* Never over another message: O_EXCL made the id unique in incoming/ only, and new/
+         * holds older messages whose ids came from the same clock and random source. */
+        if (renameat2(AT_FDCWD, w->path, AT_FDCWD, w->new_path, RENAME_NOREPLACE) < 0) {
+                if (errno != EINVAL)
+                        return negative_errno();
+                /* A file system without RENAME_NOREPLACE. */
+                if (rename(w->path, w->new_path) < 0)
+                        return negative_errno();
+        }
         w->linked = true;
         return 0;
 }

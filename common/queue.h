@@ -96,7 +96,8 @@ uint64_t queue_writer_size(const QueueWriter *w);   /* content bytes so far */
 /* The commit, in steps so that a caller can batch syncs over several messages (group commit):
  *   close_data: flush, fill in the M length, write later records and Z (no sync)
  *   sync:       fdatasync the file
- *   link:       rename incoming/ID to new/ID (the directory still needs queue_sync_dir)
+ *   link:       rename incoming/ID to new/ID, never over an existing file (the directory still
+ *               needs queue_sync_dir)
  * queue_writer_commit() does all of them and syncs new/. */
 int queue_writer_close_data(QueueWriter *w);
 int queue_writer_sync(QueueWriter *w);

@@ -402,6 +402,32 @@ static void test_writer_discard(void) {
         f = queue_file_free(f);
 }
 
+/* The commit never replaces another message that got the same id. */
+static void test_writer_no_replace(void) {
+        QueueWriter *other = NULL;
+        QueueEnvelopeInfo info = { .sender = "s@example.test" };
+        char p[512];
+        size_t len;
+
+        /* A name already taken in new/ (forced here; ids are unique by time and chance) stays. */
+        assert(queue_writer_new(tmpdir, &other) == 0);
+        assert(queue_writer_set_envelope(other, &info, 1) == 0);
+        assert(queue_writer_add_recipient(other, "c@d") == 0);
+        assert(queue_writer_close_data(other) == 0);
+        assert(queue_writer_sync(other) == 0);
+        snprintf(p, sizeof p, "%s/new/%s", tmpdir, queue_writer_id(other));
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert(fd >= 0);
+        assert(write(fd, "taken", 5) == 5);
+        close(fd);
+        assert(queue_writer_link(other) == -EEXIST);
+        char *kept = read_all(p, &len);
+        assert(len == 5 && memcmp(kept, "taken", 5) == 0);
+        free(kept);
+        assert(unlink(p) == 0);
+        other = queue_writer_free(other);   /* removes its own file from incoming/ */
+}
+
 static void test_list(void) {
         char dir2[] = "/tmp/test-queue-list-XXXXXX";
         char **ids = NULL;
@@ -443,6 +469,7 @@ int main(void) {
         test_truncation_and_garbage();
         test_strict();
         test_writer_discard();
+        test_writer_no_replace();
         test_list();
         rm_rf(tmpdir);
         printf("test-queue: ok\n");
