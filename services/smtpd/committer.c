@@ -24,6 +24,14 @@ struct Committer {
         bool stop;
         CommitJob *pending, **pending_tail;
         CommitJob *finished, **finished_tail;
+
+        /* The queue directory, open since before any message of this process was written: a
+         * syncfs() through it reports every write-back error on its file system since the last
+         * one (errseq, Linux 5.8), so one syncfs() covers the data of a whole batch and no file
+         * needs a sync of its own. Used only by the committer thread. */
+        char *syncfs_dir;
+        int syncfs_fd;
+        bool syncfs_failed;     /* after an error nobody can tell whose data it was: sync each file */
 };
 
 static const char *const commit_mode_names[_COMMIT_MODE_MAX] = {
@@ -56,13 +64,24 @@ void commit_job_free(CommitJob *j) {
         free(j);
 }
 
-static int syncfs_dir(const char *queue_dir) {
-        _cleanup_close_ int fd = open(queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        if (syncfs(fd) < 0)
-                return negative_errno();
-        return 0;
+/* Makes the data of every file in the batch durable with one syncfs(), when the batch is all in
+ * the queue directory opened at start. Returns false when the caller must sync each file instead. */
+static bool syncfs_batch(Committer *c, CommitJob *batch) {
+        if (c->syncfs_fd < 0 || c->syncfs_failed)
+                return false;
+        for (CommitJob *j = batch; j; j = j->next)
+                if (!streq(j->queue_dir, c->syncfs_dir))
+                        return false;
+        if (syncfs(c->syncfs_fd) < 0) {
+                int r = negative_errno();
+                for (CommitJob *j = batch; j; j = j->next)
+                        if (j->result >= 0)
+                                j->result = r;
+                /* The error may belong to a file of the next batch, written while this one
+                 * synced; from now on every file answers for itself. */
+                c->syncfs_failed = true;
+        }
+        return true;
 }
 
 /* Runs sync once per distinct queue directory among the batch's jobs that are still fine, and
@@ -94,12 +113,13 @@ static void sync_batch(Committer *c, CommitJob *batch) {
                 for (CommitJob *j = batch; j; j = j->next)
                         if (j->result >= 0)
                                 j->result = queue_writer_link_unsynced(j->writer);
-                sync_dirs(batch, syncfs_dir);
-                /* The data is on disk now; this finds nothing to write but reports a write-back
-                 * error of the file that happened before syncfs() opened its directory. */
+                /* One syncfs() writes the data and the renames. */
+                if (syncfs_batch(c, batch))
+                        return;
                 for (CommitJob *j = batch; j; j = j->next)
                         if (j->result >= 0)
                                 j->result = queue_writer_sync(j->writer);
+                sync_dirs(batch, sync_new_dir);
                 return;
         }
 
@@ -112,23 +132,26 @@ static void sync_batch(Committer *c, CommitJob *batch) {
         }
 
         /* Data first: a rename must never reach the disk before the data it names. */
-        if (use_syncfs)
-                /* One syncfs() per queue directory in the batch writes every file's data at once. */
-                sync_dirs(batch, syncfs_dir);
-        else if (c->mode != COMMIT_SINGLE && batch->next)
-                /* Start write-back of every file first: ext4 then allocates all their blocks in
-                 * one journal transaction, the first fdatasync() commits it, and the others find
-                 * their data already on disk instead of each forcing a commit of its own. */
+        bool data_synced = use_syncfs && syncfs_batch(c, batch);
+        if (!data_synced) {
+                if (c->mode != COMMIT_SINGLE && batch->next)
+                        /* Start write-back of every file first: ext4 then allocates all their
+                         * blocks in one journal transaction, the first fdatasync() commits it, and
+                         * the others find their data already on disk instead of each forcing a
+                         * commit of its own. */
+                        for (CommitJob *j = batch; j; j = j->next)
+                                (void) sync_file_range(queue_writer_fd(j->writer), 0, 0,
+                                                       SYNC_FILE_RANGE_WRITE);
                 for (CommitJob *j = batch; j; j = j->next)
-                        (void) sync_file_range(queue_writer_fd(j->writer), 0, 0, SYNC_FILE_RANGE_WRITE);
-        /* After syncfs() this finds the data already on disk (and still reports a write-back error
-         * of that file); otherwise it is the per-file sync. */
-        for (CommitJob *j = batch; j; j = j->next)
-                if (j->result >= 0)
-                        j->result = queue_writer_sync(j->writer);
+                        if (j->result >= 0)
+                                j->result = queue_writer_sync(j->writer);
+        }
         for (CommitJob *j = batch; j; j = j->next) {
                 if (j->result >= 0)
-                        j->result = queue_writer_link(j->writer);
+                        /* After syncfs_batch() the data is durable though the writer did not
+                         * sync it itself. */
+                        j->result = data_synced ? queue_writer_link_unsynced(j->writer)
+                                                : queue_writer_link(j->writer);
                 if (c->mode == COMMIT_SINGLE && j->result >= 0)
                         j->result = queue_sync_dir(j->queue_dir, QUEUE_NEW);
         }
@@ -201,13 +224,22 @@ static int on_event(sd_event_source *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
-int committer_new(sd_event *e, CommitMode mode, committer_done_t done, void *userdata, Committer **ret) {
+int committer_new(sd_event *e, CommitMode mode, const char *queue_dir, committer_done_t done, void *userdata,
+                  Committer **ret) {
         Committer *c;
         int r;
 
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
+        c->syncfs_fd = -EBADF;
+        c->syncfs_dir = strdup(queue_dir);
+        if (!c->syncfs_dir) {
+                free(c);
+                return -ENOMEM;
+        }
+        /* Without it every file is synced on its own, which is correct, only slower. */
+        c->syncfs_fd = open(queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         c->mode = mode;
         c->done = done;
         c->userdata = userdata;
@@ -251,6 +283,8 @@ Committer *committer_free(Committer *c) {
         }
         sd_event_source_disable_unref(c->event_source);
         safe_close(c->event_fd);
+        safe_close(c->syncfs_fd);
+        free(c->syncfs_dir);
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->cond);
         free(c);

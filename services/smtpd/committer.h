@@ -8,7 +8,9 @@
  * covers many messages. Completion is reported back on the event loop through done(), in
  * submission order within a batch. COMMIT_SYNCFS replaces the per-file fdatasync of a batch with one
  * syncfs() of the queue's file system (data first, then the renames, then the directory fsync, so
- * the order stays the same). COMMIT_AUTO, the default, picks per batch: syncfs() for three messages
+ * the order stays the same), through a descriptor of the queue directory opened before any message
+ * was written: its write-back error report then covers every file of the batch. After a syncfs()
+ * error, which nobody can pin on one file, the committer syncs every file on its own. COMMIT_AUTO, the default, picks per batch: syncfs() for three messages
  * or more, per-file fdatasync below that (syncfs() also flushes other writers' data, which costs
  * more than it saves for one file; measured in tests/bench/smtpd-bench.py). COMMIT_RENAME_SYNCFS
  * renames the batch into new/ first and then makes data and names durable with one syncfs(): one
@@ -50,7 +52,10 @@ typedef struct CommitJob {
 
 typedef void (*committer_done_t)(CommitJob *job, void *userdata);
 
-int committer_new(sd_event *e, CommitMode mode, committer_done_t done, void *userdata, Committer **ret);
+/* queue_dir: where the messages normally go, opened now, before any of them is written, so that
+ * syncfs() through it can vouch for their data. */
+int committer_new(sd_event *e, CommitMode mode, const char *queue_dir, committer_done_t done, void *userdata,
+                  Committer **ret);
 /* Waits for jobs in flight, reports them, and stops the thread. */
 Committer *committer_free(Committer *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Committer *, committer_free);

@@ -744,7 +744,8 @@ int server_run(Server *s) {
         sigaddset(&ss, SIGINT);
         sigaddset(&ss, SIGHUP);
         sigprocmask(SIG_BLOCK, &ss, NULL);
-        r = committer_new(s->event, (CommitMode) s->options.commit_mode, commit_done, s, &s->committer);
+        r = committer_new(s->event, (CommitMode) s->options.commit_mode, s->settings->queue_dir, commit_done, s,
+                          &s->committer);
         if (r < 0)
                 return log_error_errno(r, "Cannot start the committer thread: %m");
         if ((r = sd_event_add_signal(s->event, &s->sigterm, SIGTERM, on_sigterm, s)) < 0 ||
