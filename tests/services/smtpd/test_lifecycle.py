@@ -114,7 +114,12 @@ class Lifecycle(unittest.TestCase):
         first.send("Subject: lost to EIO\r\n\r\nx\r\n.\r\n")
         first.expect("451 4.3.0 Error: queue file write error")
         self.assertEqual(mtatest.queued_messages(self.inst.spool), {})
-        self.assertEqual(os.listdir(os.path.join(self.inst.spool, "incoming")), [])
+        # The refused file goes right after the reply is on its way.
+        incoming = os.path.join(self.inst.spool, "incoming")
+        deadline = time.monotonic() + 3
+        while os.listdir(incoming) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(os.listdir(incoming), [])
         self.assertIn("queue file", self.log())
 
         # The same session and new ones go on; sessions at once form batches again.
