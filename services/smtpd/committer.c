@@ -2,9 +2,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "services/smtpd/committer.h"
@@ -62,6 +64,16 @@ void commit_job_free(CommitJob *j) {
         queue_writer_free(j->writer);
         free(j->queue_dir);
         free(j);
+}
+
+/* syncfs() reports write-back errors since Linux 5.8; before, it returned 0 whatever happened. */
+static bool syncfs_reports_errors(void) {
+        struct utsname u;
+        unsigned major, minor;
+
+        if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+                return false;
+        return major > 5 || (major == 5 && minor >= 8);
 }
 
 /* Makes the data of every file in the batch durable with one syncfs(), when the batch is all in
@@ -239,7 +251,8 @@ int committer_new(sd_event *e, CommitMode mode, const char *queue_dir, committer
                 return -ENOMEM;
         }
         /* Without it every file is synced on its own, which is correct, only slower. */
-        c->syncfs_fd = open(queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (syncfs_reports_errors())
+                c->syncfs_fd = open(queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         c->mode = mode;
         c->done = done;
         c->userdata = userdata;

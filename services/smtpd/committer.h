@@ -9,9 +9,10 @@
  * submission order within a batch. COMMIT_SYNCFS replaces the per-file fdatasync of a batch with one
  * syncfs() of the queue's file system (data first, then the renames, then the directory fsync, so
  * the order stays the same), through a descriptor of the queue directory opened before any message
- * was written: its write-back error report then covers every file of the batch. After a syncfs()
- * error, which nobody can pin on one file, the committer syncs every file on its own. COMMIT_AUTO, the default, picks per batch: syncfs() for three messages
- * or more, per-file fdatasync below that (syncfs() also flushes other writers' data, which costs
+ * was written: its write-back error report (Linux 5.8 and later; before that, every file is synced
+ * on its own) then covers every file of the batch. After a syncfs() error, which nobody can pin on
+ * one file, the committer syncs every file on its own. COMMIT_AUTO, the default, picks per batch:
+ * syncfs() for three messages or more, per-file fdatasync below that (syncfs() also flushes other writers' data, which costs
  * more than it saves for one file; measured in tests/bench/smtpd-bench.py). COMMIT_RENAME_SYNCFS
  * renames the batch into new/ first and then makes data and names durable with one syncfs(): one
  * flush per batch instead of two, at the price that a crash before that syncfs() may leave an
