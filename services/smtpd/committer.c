@@ -96,9 +96,9 @@ static bool syncfs_batch(Committer *c, CommitJob *batch) {
         return true;
 }
 
-/* Runs sync once per distinct queue directory among the batch's jobs that are still fine, and
- * fails those jobs when it fails. */
-static void sync_dirs(CommitJob *batch, int (*sync)(const char *queue_dir)) {
+/* Syncs new/ once per distinct queue directory among the batch's jobs that are still fine, and
+ * fails those jobs when that fails. */
+static void sync_new_dirs(CommitJob *batch) {
         for (CommitJob *j = batch; j; j = j->next) {
                 if (j->result < 0)
                         continue;
@@ -108,16 +108,12 @@ static void sync_dirs(CommitJob *batch, int (*sync)(const char *queue_dir)) {
                                 seen = true;
                 if (seen)
                         continue;
-                int r = sync(j->queue_dir);
+                int r = queue_sync_dir(j->queue_dir, QUEUE_NEW);
                 if (r < 0)
                         for (CommitJob *k = j; k; k = k->next)
                                 if (k->result >= 0 && strcmp(k->queue_dir, j->queue_dir) == 0)
                                         k->result = r;
         }
-}
-
-static int sync_new_dir(const char *queue_dir) {
-        return queue_sync_dir(queue_dir, QUEUE_NEW);
 }
 
 static void sync_batch(Committer *c, CommitJob *batch) {
@@ -131,7 +127,7 @@ static void sync_batch(Committer *c, CommitJob *batch) {
                 for (CommitJob *j = batch; j; j = j->next)
                         if (j->result >= 0)
                                 j->result = queue_writer_sync(j->writer);
-                sync_dirs(batch, sync_new_dir);
+                sync_new_dirs(batch);
                 return;
         }
 
@@ -170,7 +166,7 @@ static void sync_batch(Committer *c, CommitJob *batch) {
         if (c->mode == COMMIT_SINGLE)
                 return;
         /* Then one fsync of new/ per queue directory in the batch (normally just one). */
-        sync_dirs(batch, sync_new_dir);
+        sync_new_dirs(batch);
 }
 
 static void *committer_thread(void *p) {
