@@ -229,6 +229,15 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(reply.get("s"), "ok", reply)
         self.assertEqual(reply.get("d"), "2.0.0", reply)
 
+    def assertNextDeliveryCutsBackTo(self, agent, good):
+        """After a delivery killed mid-write: the next one cuts ALICE's mbox back to good (what
+        was there before) and appends its own message."""
+        self.ok(self.deliver(agent, ALICE, "Subject: after\n\nz\n"))
+        data = self.read(ALICE)
+        self.assertTrue(data.startswith(good))
+        self.assertEqual(normalise(data[len(good):]),
+                         mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
+
     # ---- mailbox format ----
 
     def test_formats(self):
@@ -418,11 +427,7 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(os.path.getsize(self.mbox(ALICE)), size, "the delivery went on writing")
         self.assertTrue(os.path.exists(self.mbox(ALICE) + ".lock"), "the killed delivery's lock is gone")
         # The next delivery finds the dead delivery's lock, cuts the partial message off, writes.
-        self.ok(self.deliver(self.agent(), ALICE, "Subject: after\n\nz\n"))
-        data = self.read(ALICE)
-        self.assertTrue(data.startswith(good))
-        self.assertEqual(normalise(data[len(good):]),
-                         mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
+        self.assertNextDeliveryCutsBackTo(self.agent(), good)
 
     def test_killed_delivery_is_cut_back(self):
         self.kill_mid_write(whole_group=True)
@@ -519,11 +524,7 @@ class LocalTest(unittest.TestCase):
                 os.unlink(self.mbox(ALICE) + ".lock")
         self.assertTrue(caught, "never caught the worker mid-write")
         self.assertTrue(os.path.exists(self.mbox(ALICE) + ".lock"), "the killed delivery's lock is gone")
-        self.ok(self.deliver(a, ALICE, "Subject: after\n\nz\n"))
-        data = self.read(ALICE)
-        self.assertTrue(data.startswith(good))
-        self.assertEqual(normalise(data[len(good):]),
-                         mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
+        self.assertNextDeliveryCutsBackTo(a, good)
 
     def test_crash_journal(self):
         """The dot-lock of a dead delivery says where the mailbox ended before it wrote."""
@@ -1139,11 +1140,7 @@ class LocalTest(unittest.TestCase):
         self.assertTrue(caught, "never caught the worker in the middle of a group")
         self.assertTrue(os.path.exists(self.mbox(ALICE) + ".lock"), "the killed group's lock is gone")
         # The next delivery cuts back the whole group, whose messages were never answered "ok".
-        self.ok(self.deliver(a, ALICE, "Subject: after\n\nz\n"))
-        data = self.read(ALICE)
-        self.assertTrue(data.startswith(good))
-        self.assertEqual(normalise(data[len(good):]),
-                         mbox_entry("sender@example.test", ALICE + "@example.test", "Subject: after\n\nz\n"))
+        self.assertNextDeliveryCutsBackTo(a, good)
         self.assertEqual(a.close(), 0)
 
     # ---- home_mailbox ----
